@@ -132,7 +132,7 @@ def switch(text):
 SETTINGS = [
     ("--epochs", count, 1, "passes over the training data"),
     ("--batch-size", count, 128, "digits per training step"),
-    ("--lr", learning_rate, 0.01, "peak learning rate of the one-cycle schedule"),
+    ("--lr", learning_rate, 0.02, "peak learning rate of the one-cycle schedule"),
     ("--seed", seed_number, 0, "random seed, for repeatable runs"),
     ("--device", device_name, "auto", "where to train: auto picks cuda, then mps, then cpu"),
     ("--data-dir", Path, HERE / "data", "folder for MNIST (torchvision keeps the files in MNIST/raw/ inside it)"),
@@ -179,10 +179,11 @@ print(settings)
 # %% [markdown]
 # ## Helpers for files and figures
 #
-# Two small helpers keep the rest of the lesson short. `write_atomically`
+# Three small helpers keep the rest of the lesson short. `write_atomically`
 # writes to a temporary file and renames it, so an interrupted run never
 # leaves half a file behind. `show` saves each figure as a PNG in the output
-# folder and, in a notebook, also shows it under the cell.
+# folder and, in a notebook, also shows it under the cell. `draw_digits`
+# lays out digits in a grid, each with a caption.
 
 
 # %%
@@ -202,12 +203,28 @@ def show(figure, name):
         plt.close(figure)
 
 
+def draw_digits(images, captions, title, color="black", columns=10):
+    # One picture of many small images draws several times faster than one plot per digit.
+    rows = -(-len(images) // columns)
+    figure, ax = plt.subplots(figsize=(columns, 1.2 * rows + 0.3))
+    for position, (image, caption) in enumerate(zip(images, captions)):
+        row, column = divmod(position, columns)
+        ax.imshow(image, cmap="gray_r", extent=(34 * column, 34 * column + 28, -40 * row - 28, -40 * row))
+        ax.text(34 * column + 14, -40 * row + 2, caption, ha="center", va="bottom", color=color)
+    ax.set(xlim=(-3, 34 * columns - 3), ylim=(-40 * rows + 8, 12), title=title)
+    ax.axis("off")
+    return figure
+
+
 # %% [markdown]
 # ## Where to train: the device
 #
 # A GPU trains much faster than a CPU, so the lesson uses one when PyTorch can
 # see it: an NVIDIA GPU through CUDA, or an Apple-silicon GPU through MPS.
-# Everything we build later is moved to this `device`.
+# Everything we build later is moved to this `device`. On a CPU, PyTorch
+# runs one thread per physical core, which is right, unless the process may
+# use fewer cores (a job scheduler or `taskset`): then it uses only those. On
+# CUDA, cuDNN may time its convolution routines once and keep the fastest.
 
 # %%
 available = [name for name, present in [("cuda", torch.cuda.is_available()),
@@ -220,7 +237,11 @@ elif settings.device in available:
 else:
     stop(f"--device {settings.device} was asked for, but PyTorch sees no such device here; "
          f"available: {', '.join(available)}. Use --device auto.")
-print(f"Training on {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
+if device.type == "cpu" and hasattr(os, "sched_getaffinity"):
+    torch.set_num_threads(min(torch.get_num_threads(), len(os.sched_getaffinity(0))))
+torch.backends.cudnn.benchmark = True
+print(f"Training on {device}", f"({torch.cuda.get_device_name(device)})" if device.type == "cuda"
+      else f"with {torch.get_num_threads()} threads" if device.type == "cpu" else "")
 
 # %% [markdown]
 # ## The data
@@ -258,11 +279,14 @@ print(f"{len(train_set):,} training digits and {len(test_set):,} test digits"
       + (" from the committed sample" if on_sample else ""))
 
 # %% [markdown]
-# MNIST is small enough to hold whole in memory, even on a GPU. So instead of
-# a `DataLoader` that converts one image at a time, we turn each split into a
-# single tensor once: pixels scaled to mean 0 and standard deviation 1 (which
-# helps the optimiser), with a channel dimension, because convolutions expect
-# images shaped `(batch, channels, height, width)`.
+# All of MNIST takes 190 MB as 32-bit numbers, so it fits in memory, even on
+# a GPU. The usual `DataLoader` would turn each image into a tensor one at a
+# time, in Python, 60,000 times an epoch; that costs more than the training
+# itself for a network this small. Instead we convert each split once, into
+# one tensor on the device, and a batch is then just a slice of it. The
+# pixels are scaled to mean 0 and standard deviation 1, which helps the
+# optimiser, and get a channel dimension, because convolutions expect images
+# shaped `(batch, channels, height, width)`.
 
 # %%
 train_pixels = train_set.data.float() / 255
@@ -283,12 +307,8 @@ print(f"training images {tuple(train_images.shape)}, mean {mean:.4f}, std {std:.
 # label that comes with each.
 
 # %%
-figure, axes = plt.subplots(3, 10, figsize=(10, 3.4))
-for ax, image, label in zip(axes.flat, train_set.data, train_set.targets):
-    ax.imshow(image, cmap="gray_r")
-    ax.set_title(int(label))
-    ax.axis("off")
-figure.suptitle("Training digits and their labels")
+figure = draw_digits(train_set.data[:30], [str(label) for label in train_set.targets[:30].tolist()],
+                     "Training digits and their labels")
 show(figure, "sample_digits")
 
 # %% [markdown]
@@ -296,24 +316,29 @@ show(figure, "sample_digits")
 #
 # A convolution slides small learned filters (5 × 5 pixels here) over the
 # image, so the same stroke detector works anywhere in it. Two rounds of
-# convolution → batch normalisation → ReLU → max-pooling turn the 28 × 28
-# image into 32 maps of 4 × 4 features; a last linear layer turns those into
-# ten scores, one per digit. Batch normalisation keeps each layer's outputs
-# on a steady scale, which lets training use a high learning rate.
+# convolution → max-pooling → batch normalisation → ReLU turn the 28 × 28
+# image into 32 maps of 4 × 4 features, and a linear layer turns those into
+# ten scores, one per digit.
+#
+# The network is small (under 20,000 weights) because MNIST is easy, and
+# every choice keeps it fast: pooling comes straight after each convolution,
+# so the layers after it handle a quarter of the pixels; batch normalisation
+# keeps each layer's outputs on a steady scale, which allows a high learning
+# rate, and it adds its own offset, so the convolutions need no bias.
 
 # %%
 class DigitNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, kernel_size=5),   # 28 × 28 → 24 × 24
+            nn.Conv2d(1, 16, kernel_size=5, bias=False),   # 28 × 28 → 24 × 24
+            nn.MaxPool2d(2),                               # → 12 × 12
             nn.BatchNorm2d(16),
             nn.ReLU(),
-            nn.MaxPool2d(2),                   # → 12 × 12
-            nn.Conv2d(16, 32, kernel_size=5),  # → 8 × 8
+            nn.Conv2d(16, 32, kernel_size=5, bias=False),  # → 8 × 8
+            nn.MaxPool2d(2),                               # → 4 × 4
             nn.BatchNorm2d(32),
             nn.ReLU(),
-            nn.MaxPool2d(2),                   # → 4 × 4
         )
         self.classify = nn.Linear(32 * 4 * 4, 10)
 
@@ -335,12 +360,12 @@ print(f"{sum(p.numel() for p in DigitNet().parameters()):,} parameters")
 # normalisation uses the statistics it learned instead of the batch's own.
 
 # %%
-def train_one_epoch(model, optimizer, scheduler, epoch):
+def train_one_epoch(model, optimizer, scheduler, images, labels, batch_size, progress=""):
     model.train()
     losses = []
-    for batch in tqdm(torch.randperm(len(train_images), device=device).split(settings.batch_size),
-                      desc=f"epoch {epoch}", unit="batch"):
-        loss = F.cross_entropy(model(train_images[batch]), train_labels[batch])
+    batches = torch.randperm(len(images), device=images.device).split(batch_size)
+    for batch in tqdm(batches, desc=progress, unit="batch", disable=not progress):
+        loss = F.cross_entropy(model(images[batch]), labels[batch])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -362,8 +387,10 @@ def accuracy(predicted, known):
 # %% [markdown]
 # Now train. Adam adapts the step size of each weight on its own, and the
 # one-cycle schedule warms the learning rate up to `--lr` and then anneals it
-# towards zero, which reaches a good network in few epochs. Running this cell
-# again starts over from a fresh, randomly initialised network.
+# towards zero: together they reach 99 % in a single epoch. The model is kept
+# "channels last" (pixel by pixel, all channels together), the memory layout
+# the CPU's and the GPU's convolution routines are fastest with. Running this
+# cell again starts over from a fresh, randomly initialised network.
 
 # %%
 torch.manual_seed(settings.seed)
@@ -375,7 +402,8 @@ scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr,
 history = {"loss": [], "accuracy": []}
 start = time.perf_counter()
 for epoch in range(1, settings.epochs + 1):
-    history["loss"] += train_one_epoch(model, optimizer, scheduler, epoch)
+    history["loss"] += train_one_epoch(model, optimizer, scheduler, train_images, train_labels,
+                                       settings.batch_size, progress=f"epoch {epoch}")
     history["accuracy"].append(accuracy(predict(model, test_images), test_labels))
     print(f"epoch {epoch}: training loss {sum(history['loss'][-steps_per_epoch:]) / steps_per_epoch:.4f}, "
           f"test accuracy {history['accuracy'][-1]:.2f} %")
@@ -398,7 +426,9 @@ loss_axis.set(xlabel="epoch", ylabel="cross-entropy loss", yscale="log")
 accuracy_axis = loss_axis.twinx()
 accuracy_axis.plot(range(1, settings.epochs + 1), history["accuracy"], "o-", color="darkorange",
                    label="test accuracy")
-accuracy_axis.set_ylabel("test accuracy (%)")
+accuracy_axis.set(ylabel="test accuracy (%)", ylim=(min(history["accuracy"]) - 1, 100))
+accuracy_axis.annotate(f"{history['accuracy'][-1]:.2f} %", (settings.epochs, history["accuracy"][-1]),
+                       textcoords="offset points", xytext=(-8, 8), ha="right", color="darkorange")
 figure.legend(loc="upper center", bbox_to_anchor=(0.5, 0), ncol=3, frameon=False)
 loss_axis.set_title("Learning curve")
 show(figure, "learning_curve")
@@ -459,15 +489,9 @@ def misclassified_indexes(known, predicted):
 wrong = misclassified_indexes(test_labels, predicted)
 print(f"{len(wrong)} of {len(test_labels):,} test digits misclassified")
 if len(wrong):
-    columns = 10
-    rows = -(-min(len(wrong), 40) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(10, 1.35 * rows + 0.6), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, index in zip(axes.flat, wrong[:40].tolist()):
-        ax.imshow(test_set.data[index], cmap="gray_r")
-        ax.set_title(f"{test_set.targets[index]} → {predicted[index]}", fontsize=9, color="firebrick")
-    figure.suptitle("Misclassified test digits (known → predicted)")
+    shown = wrong[:40]
+    figure = draw_digits(test_set.data[shown], [f"{test_set.targets[i]} → {predicted[i]}" for i in shown.tolist()],
+                         "Misclassified test digits (known → predicted)", color="firebrick")
     show(figure, "misclassified_digits")
 
 # %% [markdown]
