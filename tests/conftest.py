@@ -1,13 +1,13 @@
 """Shared helpers: where the lesson is, how to run it as a user would, and how to reach its functions."""
-import ast
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
+
+from lesson_parts import load_lesson_parts
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "mnistlab.py"
@@ -34,10 +34,4 @@ def run_lesson(*options, cwd, environment, timeout=300):
 @pytest.fixture(scope="session")
 def lesson():
     """The lesson's imports, constants, functions and classes, without running the lesson itself."""
-    tree = ast.parse(SCRIPT.read_text())
-    kept = [node for node in tree.body
-            if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))
-            or isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets)]
-    namespace = {"__file__": str(SCRIPT)}
-    exec(compile(ast.Module(body=kept, type_ignores=[]), str(SCRIPT), "exec"), namespace)
-    return SimpleNamespace(**{name: value for name, value in namespace.items() if not name.startswith("__")})
+    return load_lesson_parts()
