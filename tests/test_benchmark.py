@@ -1,0 +1,18 @@
+"""A smoke run of the benchmark on the sample: it runs both recipes and prints its table (no timing is asserted)."""
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_the_benchmark_prints_a_row_per_recipe():
+    finished = subprocess.run([sys.executable, str(REPO / "benchmarks" / "benchmark.py"), "--sample", "--seeds", "2",
+                               "--original-seeds", "1", "--original-epochs", "1", "--target", "80"],
+                              capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    rows = [line for line in finished.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| recipe |") and "s to 80 %" in rows[0]
+    lesson, original = rows[2].split(" | "), rows[3].split(" | ")
+    assert lesson[0] == "| lesson, 1 epoch" and lesson[2] == "2" and "±" in lesson[6]
+    assert original[0] == "| original (pytorch/examples)" and original[2] == "1"
+    assert lesson[7].endswith("MB |") and original[7].endswith("MB |")
