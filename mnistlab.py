@@ -37,7 +37,9 @@
 # %%
 import argparse
 import os
+import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -168,35 +170,63 @@ def read_settings(arguments, environment):
     return parser.parse_args(arguments)
 
 
+def readable(value):
+    """A path inside the current folder, relative to it, as you would type it; any other value as it is."""
+    if isinstance(value, Path) and value.resolve().is_relative_to(Path.cwd()):
+        return value.resolve().relative_to(Path.cwd())
+    return value
+
+
+def can_write_to(folder):
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+        return True
+    except OSError as error:
+        print(f"Warning: cannot write to {readable(folder)} ({error.strerror}). The lesson goes on, but its figures "
+              f"and the trained model will not be saved. Choose another folder with --out-dir or MNISTLAB_OUT_DIR.")
+        return False
+
+
 try:
     # A kernel's own command line (-f kernel.json) is not meant for the lesson.
     settings = read_settings([] if IN_NOTEBOOK else sys.argv[1:], os.environ)
 except SettingsError as error:
     stop(f"{error}. Run python mnistlab.py --help to see the settings.")
-settings.out_dir.mkdir(parents=True, exist_ok=True)
-print(settings)
+print("Settings:", ", ".join(f"{name}={readable(value)}" for name, value in vars(settings).items()))
+can_save = can_write_to(settings.out_dir)
 
 # %% [markdown]
 # ## Helpers for files and figures
 #
-# Three small helpers keep the rest of the lesson short. `write_atomically`
-# writes to a temporary file and renames it, so an interrupted run never
-# leaves half a file behind. `show` saves each figure as a PNG in the output
-# folder and, in a notebook, also shows it under the cell. `draw_digits`
-# lays out digits in a grid, each with a caption.
+# Small helpers keep the rest of the lesson short. `mnist_folder` finds
+# MNIST, downloads it or falls back to the sample. `save_file` writes to a
+# temporary file and renames it, so an interrupted run never leaves half a
+# file behind. `show` saves each figure as a PNG in the output folder and, in
+# a notebook, also shows it under the cell. `draw_digits` lays out digits in
+# a grid, each with a caption. `StopRequest` lets Ctrl-C (or the notebook's
+# Interrupt button) end training cleanly after the current batch.
 
 
 # %%
-def write_atomically(path, write):
+def save_file(path, write):
+    """Write a file whole or not at all; say so, rather than fail, when it cannot be written."""
     partial = path.with_name(f".{path.name}.partial")
-    write(partial)
-    os.replace(partial, path)
+    try:
+        write(partial)
+        os.replace(partial, path)
+        return True
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        print(f"Warning: could not save {readable(path)} ({error.strerror or error}).")
+        return False
 
 
 def show(figure, name):
     path = settings.out_dir / f"{name}.png"
-    write_atomically(path, lambda partial: figure.savefig(partial, format="png", dpi=120, bbox_inches="tight"))
-    print(f"Saved the figure {path}")
+    if can_save and save_file(path, lambda partial: figure.savefig(partial, format="png", dpi=120,
+                                                                 bbox_inches="tight")):
+        print(f"Saved the figure {readable(path)}")
     if IN_NOTEBOOK:
         plt.show()
     else:
@@ -214,6 +244,80 @@ def draw_digits(images, captions, title, color="black", columns=10):
     ax.set(xlim=(-3, 34 * columns - 3), ylim=(-40 * rows + 8, 12), title=title)
     ax.axis("off")
     return figure
+
+
+# Each file: the number at its start that says what it holds, how many digits, and the bytes before them.
+MNIST_FILES = {"train-images-idx3-ubyte": (2051, 60_000, 16), "train-labels-idx1-ubyte": (2049, 60_000, 8),
+               "t10k-images-idx3-ubyte": (2051, 10_000, 16), "t10k-labels-idx1-ubyte": (2049, 10_000, 8)}
+
+
+def mnist_problems(raw_dir):
+    """What is wrong with the MNIST files in raw_dir: one line per missing, cut-short or damaged file."""
+    problems = []
+    for name, (magic, count, header) in MNIST_FILES.items():
+        path = raw_dir / name
+        size = header + count * (28 * 28 if magic == 2051 else 1)
+        if not path.is_file():
+            problems.append(f"{name} is missing" + (" (its .gz is there: unpack it with gunzip)"
+                                                    if path.with_name(name + ".gz").is_file() else ""))
+            continue
+        with path.open("rb") as file:
+            start = file.read(8)
+        if start != magic.to_bytes(4, "big") + count.to_bytes(4, "big") or path.stat().st_size != size:
+            problems.append(f"{name} is damaged or incomplete ({path.stat().st_size:,} bytes; "
+                            f"the MNIST file has {size:,})")
+    return problems
+
+
+def mnist_folder(settings):
+    """The folder to read MNIST from: data_dir once its files are there and whole, or the committed sample."""
+    if settings.sample:
+        return SAMPLE_DIR
+    raw_dir = settings.data_dir / "MNIST" / "raw"
+    chosen = settings.data_dir.resolve() != (HERE / "data").resolve()
+    if chosen and not settings.data_dir.is_dir():
+        stop(f"--data-dir {readable(settings.data_dir)}: there is no such folder. It should hold MNIST/raw/ with "
+             f"the files {', '.join(MNIST_FILES)} (or use --sample).")
+    if not chosen and not all((raw_dir / name).is_file() for name in MNIST_FILES):
+        try:
+            for train in (True, False):
+                datasets.MNIST(settings.data_dir, train=train, download=True)
+        except (OSError, RuntimeError) as error:
+            reason = str(error).strip().splitlines()[-1]
+            print(f"Could not download MNIST ({reason}).\n"
+                  f"To use the full dataset, fetch these four files on a machine with internet access\n"
+                  f"  {'  '.join(name + '.gz' for name in MNIST_FILES)}\n"
+                  f"from https://ossci-datasets.s3.amazonaws.com/mnist/ and copy them into\n"
+                  f"  {raw_dir.resolve()}\n"
+                  f"Going on with the small sample in {readable(SAMPLE_DIR)}/: the accuracy will be lower "
+                  f"than on full MNIST.\n")
+            return SAMPLE_DIR
+    problems = mnist_problems(raw_dir)
+    if problems:
+        stop(f"MNIST in {readable(raw_dir)} cannot be used: {'; '.join(problems)}. Delete the damaged or "
+             f"incomplete files and run again to download them, copy whole ones there, or use --sample.")
+    return settings.data_dir
+
+
+class StopRequest:
+    """While active, a first Ctrl-C sets `requested` and a second one interrupts at once."""
+
+    def __enter__(self):
+        self.requested = False
+        try:
+            self.previous = signal.signal(signal.SIGINT, self.request)
+        except ValueError:  # not the main thread, e.g. under some debuggers: Ctrl-C keeps its usual meaning
+            self.previous = None
+        return self
+
+    def request(self, *_):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *_):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 # %% [markdown]
@@ -246,37 +350,21 @@ print(f"Training on {device}", f"({torch.cuda.get_device_name(device)})" if devi
 # %% [markdown]
 # ## The data
 #
-# `torchvision.datasets.MNIST` downloads the four MNIST files into
-# `data/MNIST/raw/` the first time and reads them from there afterwards. Many
-# servers cannot reach the internet; then the lesson says how to fetch the
-# files by hand and goes on with a small sample of real MNIST digits that
+# `torchvision.datasets.MNIST` reads the four MNIST files from
+# `data/MNIST/raw/`. The first time, `mnist_folder` (below) has torchvision
+# download them there, and every time it checks that they are whole, so
+# that a download cut short shows up now rather than as a strange error
+# later. Many servers cannot reach the internet: then it says how to fetch
+# the files by hand and picks a small sample of real MNIST digits that
 # ships with this repository (2,000 for training, 500 for testing).
 
 # %%
-MNIST_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
-
-
-def load_mnist(data_dir, use_sample):
-    """Return the training set, the test set, and whether they are the committed sample."""
-    if not use_sample:
-        try:
-            return (datasets.MNIST(data_dir, train=True, download=True),
-                    datasets.MNIST(data_dir, train=False, download=True), False)
-        except (OSError, RuntimeError) as error:
-            reason = str(error).strip().splitlines()[-1]
-            print(f"Could not download MNIST ({reason}).\n"
-                  f"To use the full dataset, fetch these four files on a machine with internet access\n"
-                  f"  {'  '.join(MNIST_FILES)}\n"
-                  f"from https://ossci-datasets.s3.amazonaws.com/mnist/ and copy them into\n"
-                  f"  {Path(data_dir).resolve() / 'MNIST' / 'raw'}\n"
-                  f"Going on with the small sample in {SAMPLE_DIR}: the accuracy will be lower than on full MNIST.\n")
-    return datasets.MNIST(SAMPLE_DIR, train=True), datasets.MNIST(SAMPLE_DIR, train=False), True
-
-
-train_set, test_set, on_sample = load_mnist(settings.data_dir, settings.sample)
+data_root = mnist_folder(settings)
+train_set = datasets.MNIST(data_root, train=True)
+test_set = datasets.MNIST(data_root, train=False)
+on_sample = data_root == SAMPLE_DIR
 print(f"{len(train_set):,} training digits and {len(test_set):,} test digits"
-      + (" from the committed sample" if on_sample else ""))
+      + (" from the committed sample" if on_sample else f" from {readable(data_root / 'MNIST' / 'raw')}"))
 
 # %% [markdown]
 # All of MNIST takes 190 MB as 32-bit numbers, so it fits in memory, even on
@@ -360,11 +448,13 @@ print(f"{sum(p.numel() for p in DigitNet().parameters()):,} parameters")
 # normalisation uses the statistics it learned instead of the batch's own.
 
 # %%
-def train_one_epoch(model, optimizer, scheduler, images, labels, batch_size, progress=""):
+def train_one_epoch(model, optimizer, scheduler, images, labels, batch_size, progress="", ctrl_c=None):
     model.train()
     losses = []
     batches = torch.randperm(len(images), device=images.device).split(batch_size)
     for batch in tqdm(batches, desc=progress, unit="batch", disable=not progress):
+        if ctrl_c and ctrl_c.requested:
+            break
         loss = F.cross_entropy(model(images[batch]), labels[batch])
         optimizer.zero_grad()
         loss.backward()
@@ -390,7 +480,9 @@ def accuracy(predicted, known):
 # towards zero: together they reach 99 % in a single epoch. The model is kept
 # "channels last" (pixel by pixel, all channels together), the memory layout
 # the CPU's and the GPU's convolution routines are fastest with. Running this
-# cell again starts over from a fresh, randomly initialised network.
+# cell again starts over from a fresh, randomly initialised network. Ctrl-C,
+# or the notebook's Interrupt button, stops training after the current batch
+# and keeps the network as it stands, so the cells below still work.
 
 # %%
 torch.manual_seed(settings.seed)
@@ -401,13 +493,21 @@ scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr,
                                                 total_steps=settings.epochs * steps_per_epoch)
 history = {"loss": [], "accuracy": []}
 start = time.perf_counter()
-for epoch in range(1, settings.epochs + 1):
-    history["loss"] += train_one_epoch(model, optimizer, scheduler, train_images, train_labels,
-                                       settings.batch_size, progress=f"epoch {epoch}")
-    history["accuracy"].append(accuracy(predict(model, test_images), test_labels))
-    print(f"epoch {epoch}: training loss {sum(history['loss'][-steps_per_epoch:]) / steps_per_epoch:.4f}, "
-          f"test accuracy {history['accuracy'][-1]:.2f} %")
+with StopRequest() as ctrl_c:
+    for epoch in range(1, settings.epochs + 1):
+        losses = train_one_epoch(model, optimizer, scheduler, train_images, train_labels,
+                                 settings.batch_size, progress=f"epoch {epoch}", ctrl_c=ctrl_c)
+        history["loss"] += losses
+        history["accuracy"].append(accuracy(predict(model, test_images), test_labels))
+        print(f"epoch {epoch}: training loss {sum(losses) / max(len(losses), 1):.4f}, "
+              f"test accuracy {history['accuracy'][-1]:.2f} %")
+        if ctrl_c.requested:
+            print(f"Stopped by Ctrl-C in epoch {epoch} of {settings.epochs}, after {len(losses)} of "
+                  f"{steps_per_epoch} batches. The network keeps what it has learned so far.")
+            break
 training_seconds = time.perf_counter() - start
+if ctrl_c.requested and not IN_NOTEBOOK:
+    sys.exit(130)
 
 # %% [markdown]
 # ## The learning curve
@@ -424,10 +524,11 @@ loss_axis.plot(steps.rolling(max(1, steps_per_epoch // 10), center=True, min_per
                color="navy", label="training loss, smoothed")
 loss_axis.set(xlabel="epoch", ylabel="cross-entropy loss", yscale="log")
 accuracy_axis = loss_axis.twinx()
-accuracy_axis.plot(range(1, settings.epochs + 1), history["accuracy"], "o-", color="darkorange",
+epochs_done = range(1, len(history["accuracy"]) + 1)
+accuracy_axis.plot(epochs_done, history["accuracy"], "o-", color="darkorange",
                    label="test accuracy")
 accuracy_axis.set(ylabel="test accuracy (%)", ylim=(min(history["accuracy"]) - 1, 100))
-accuracy_axis.annotate(f"{history['accuracy'][-1]:.2f} %", (settings.epochs, history["accuracy"][-1]),
+accuracy_axis.annotate(f"{history['accuracy'][-1]:.2f} %", (epochs_done[-1], history["accuracy"][-1]),
                        textcoords="offset points", xytext=(-8, 8), ha="right", color="darkorange")
 figure.legend(loc="upper center", bbox_to_anchor=(0.5, 0), ncol=3, frameon=False)
 loss_axis.set_title("Learning curve")
@@ -489,9 +590,10 @@ def misclassified_indexes(known, predicted):
 wrong = misclassified_indexes(test_labels, predicted)
 print(f"{len(wrong)} of {len(test_labels):,} test digits misclassified")
 if len(wrong):
-    shown = wrong[:40]
-    figure = draw_digits(test_set.data[shown], [f"{test_set.targets[i]} → {predicted[i]}" for i in shown.tolist()],
-                         "Misclassified test digits (known → predicted)", color="firebrick")
+    first_wrong = wrong[:40]
+    captions = [f"{test_set.targets[i]} → {predicted[i]}" for i in first_wrong.tolist()]
+    figure = draw_digits(test_set.data[first_wrong], captions, "Misclassified test digits (known → predicted)",
+                         color="firebrick")
     show(figure, "misclassified_digits")
 
 # %% [markdown]
@@ -499,16 +601,44 @@ if len(wrong):
 #
 # A trained network is just its weights. `state_dict()` holds them by name;
 # saving that (rather than the whole Python object) keeps the file loadable
-# by any code that builds the same `DigitNet`. Loading it into a fresh
-# network must give exactly the same accuracy.
+# by any code that builds the same `DigitNet`, and `weights_only=True` loads
+# nothing but tensors, so a checkpoint from elsewhere cannot run code.
+# `load_model` explains a file that does not fit instead of failing with a
+# long error. Loaded into a fresh network, the weights must give exactly the
+# same accuracy.
 
 # %%
+class CheckpointError(Exception):
+    pass
+
+
+def load_model(path, device):
+    """A DigitNet with the weights saved in `path`, or a CheckpointError that says why they do not load."""
+    try:
+        weights = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"There is no checkpoint at {readable(path)}: run the lesson to train and save one.")
+    except Exception as error:  # torch reports a damaged file in many ways; the learner needs just one sentence
+        raise CheckpointError(f"{readable(path)} is damaged, incomplete, or not a PyTorch checkpoint "
+                              f"({str(error).splitlines()[0][:120]}). Delete it and run the lesson again.")
+    model = DigitNet().to(device, memory_format=torch.channels_last)
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError, AttributeError) as error:
+        raise CheckpointError(f"{readable(path)} holds the weights of a different network, which do not fit "
+                              f"DigitNet ({str(error).splitlines()[-1].strip()[:120]}). "
+                              f"Run the lesson again to save a matching one.")
+    return model
+
+
 checkpoint = settings.out_dir / "mnist_cnn.pt"
-write_atomically(checkpoint, lambda partial: torch.save(model.state_dict(), partial))
-restored = DigitNet().to(device, memory_format=torch.channels_last)
-restored.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=True))
-print(f"Saved the model to {checkpoint}; loaded back, it scores "
-      f"{accuracy(predict(restored, test_images), test_labels):.2f} % on the test digits")
+if can_save and save_file(checkpoint, lambda partial: torch.save(model.state_dict(), partial)):
+    try:
+        restored = load_model(checkpoint, device)
+    except CheckpointError as error:
+        stop(str(error))
+    print(f"Saved the model to {readable(checkpoint)}; loaded back, it scores "
+          f"{accuracy(predict(restored, test_images), test_labels):.2f} % on the test digits")
 
 # %% [markdown]
 # ## Result
