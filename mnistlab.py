@@ -136,6 +136,8 @@ SETTINGS = [
     ("--batch-size", count, 128, "digits per training step"),
     ("--lr", learning_rate, 0.02, "peak learning rate of the one-cycle schedule"),
     ("--seed", seed_number, 0, "random seed, for repeatable runs"),
+    ("--channels", count, 16, "feature maps of the first convolution (the second has twice as many)"),
+    ("--augment", switch, False, "shift each batch of training digits by up to 2 pixels, differently each time"),
     ("--device", device_name, "auto", "where to train: auto picks cuda, then mps, then cpu"),
     ("--data-dir", Path, HERE / "data", "folder for MNIST (torchvision keeps the files in MNIST/raw/ inside it)"),
     ("--sample", switch, False, "train and test on the small sample committed in the repository"),
@@ -406,7 +408,9 @@ show(figure, "sample_digits")
 # image, so the same stroke detector works anywhere in it. Two rounds of
 # convolution → max-pooling → batch normalisation → ReLU turn the 28 × 28
 # image into 32 maps of 4 × 4 features, and a linear layer turns those into
-# ten scores, one per digit.
+# ten scores, one per digit. `--channels` sets the width: 16 feature maps in
+# the first convolution by default, 32 for a network four times as costly
+# that learns a little more.
 #
 # The network is small (under 20,000 weights) because MNIST is easy, and
 # every choice keeps it fast: pooling comes straight after each convolution,
@@ -416,26 +420,26 @@ show(figure, "sample_digits")
 
 # %%
 class DigitNet(nn.Module):
-    def __init__(self):
+    def __init__(self, channels=16):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, kernel_size=5, bias=False),   # 28 × 28 → 24 × 24
-            nn.MaxPool2d(2),                               # → 12 × 12
-            nn.BatchNorm2d(16),
+            nn.Conv2d(1, channels, kernel_size=5, bias=False),             # 28 × 28 → 24 × 24
+            nn.MaxPool2d(2),                                               # → 12 × 12
+            nn.BatchNorm2d(channels),
             nn.ReLU(),
-            nn.Conv2d(16, 32, kernel_size=5, bias=False),  # → 8 × 8
-            nn.MaxPool2d(2),                               # → 4 × 4
-            nn.BatchNorm2d(32),
+            nn.Conv2d(channels, 2 * channels, kernel_size=5, bias=False),  # → 8 × 8
+            nn.MaxPool2d(2),                                               # → 4 × 4
+            nn.BatchNorm2d(2 * channels),
             nn.ReLU(),
         )
-        self.classify = nn.Linear(32 * 4 * 4, 10)
+        self.classify = nn.Linear(2 * channels * 4 * 4, 10)
 
     def forward(self, images):
         return self.classify(self.features(images).flatten(1))
 
 
-print(DigitNet())
-print(f"{sum(p.numel() for p in DigitNet().parameters()):,} parameters")
+print(DigitNet(settings.channels))
+print(f"{sum(p.numel() for p in DigitNet(settings.channels).parameters()):,} parameters")
 
 # %% [markdown]
 # ## Training and testing
@@ -443,19 +447,25 @@ print(f"{sum(p.numel() for p in DigitNet().parameters()):,} parameters")
 # One epoch is one pass over the training digits in a fresh random order, a
 # batch at a time: the network scores the batch, cross-entropy measures how
 # wrong the scores are, backpropagation finds how each weight should change,
-# and the optimiser changes it. `predict` runs the network without tracking
+# and the optimiser changes it. With `--augment`, each batch is first shifted
+# by a pixel or two: the network sees a slightly different digit each epoch,
+# which helps it on digits it has never seen when it trains for many epochs. `predict` runs the network without tracking
 # gradients (`inference_mode`) and in evaluation mode, where batch
 # normalisation uses the statistics it learned instead of the batch's own.
 
 # %%
-def train_one_epoch(model, optimizer, scheduler, images, labels, batch_size, progress="", ctrl_c=None):
+def train_one_epoch(model, optimizer, scheduler, images, labels, batch_size, augment=False, progress="",
+                    ctrl_c=None):
     model.train()
     losses = []
     batches = torch.randperm(len(images), device=images.device).split(batch_size)
-    for batch in tqdm(batches, desc=progress, unit="batch", disable=not progress):
+    for batch in tqdm(batches, desc=progress, unit="batch", disable=not progress, mininterval=1):
         if ctrl_c and ctrl_c.requested:
             break
-        loss = F.cross_entropy(model(images[batch]), labels[batch])
+        inputs = images[batch]
+        if augment:  # MNIST's digits have 4 pixels of margin, so what rolls off one edge is background
+            inputs = inputs.roll(torch.randint(-2, 3, (2,)).tolist(), dims=(2, 3))
+        loss = F.cross_entropy(model(inputs), labels[batch])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -486,7 +496,7 @@ def accuracy(predicted, known):
 
 # %%
 torch.manual_seed(settings.seed)
-model = DigitNet().to(device, memory_format=torch.channels_last)
+model = DigitNet(settings.channels).to(device, memory_format=torch.channels_last)
 optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
 steps_per_epoch = -(-len(train_images) // settings.batch_size)
 scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr,
@@ -495,8 +505,8 @@ history = {"loss": [], "accuracy": []}
 start = time.perf_counter()
 with StopRequest() as ctrl_c:
     for epoch in range(1, settings.epochs + 1):
-        losses = train_one_epoch(model, optimizer, scheduler, train_images, train_labels,
-                                 settings.batch_size, progress=f"epoch {epoch}", ctrl_c=ctrl_c)
+        losses = train_one_epoch(model, optimizer, scheduler, train_images, train_labels, settings.batch_size,
+                                 settings.augment, progress=f"epoch {epoch}", ctrl_c=ctrl_c)
         history["loss"] += losses
         history["accuracy"].append(accuracy(predict(model, test_images), test_labels))
         print(f"epoch {epoch}: training loss {sum(losses) / max(len(losses), 1):.4f}, "
@@ -614,6 +624,7 @@ class CheckpointError(Exception):
 
 def load_model(path, device):
     """A DigitNet with the weights saved in `path`, or a CheckpointError that says why they do not load."""
+    # The width of a saved network shows in its weights, so --channels need not match to load it.
     try:
         weights = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
@@ -621,7 +632,9 @@ def load_model(path, device):
     except Exception as error:  # torch reports a damaged file in many ways; the learner needs just one sentence
         raise CheckpointError(f"{readable(path)} is damaged, incomplete, or not a PyTorch checkpoint "
                               f"({str(error).splitlines()[0][:120]}). Delete it and run the lesson again.")
-    model = DigitNet().to(device, memory_format=torch.channels_last)
+    first_layer = weights.get("features.0.weight") if isinstance(weights, dict) else None
+    model = DigitNet(first_layer.shape[0] if first_layer is not None else 16)
+    model = model.to(device, memory_format=torch.channels_last)
     try:
         model.load_state_dict(weights)
     except (RuntimeError, TypeError, AttributeError) as error:
@@ -652,8 +665,10 @@ print(f"Result: {training_seconds:.2f} s of training on {device}, test accuracy 
 # %% [markdown]
 # ## Where to go next
 #
-# - Train longer: `--epochs 3`, and watch the learning curve and the test
-#   accuracy.
+# - Train longer: `--epochs 8`. Watch the learning curve: the training loss
+#   keeps falling, the test accuracy levels off near 99.4 %. Then add a
+#   wider network (`--channels 32`) and shifted digits (`--augment`): about
+#   99.45 %, in a minute on two CPU cores.
 # - Try a much higher or lower `--lr`, or a tiny `--batch-size`, and see
 #   what breaks.
 # - Look at the gallery again: which mistakes would you have made yourself?

@@ -13,6 +13,6 @@ def test_the_benchmark_prints_a_row_per_recipe():
     rows = [line for line in finished.stdout.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| recipe |") and "s to 80 %" in rows[0]
     lesson, original = rows[2].split(" | "), rows[3].split(" | ")
-    assert lesson[0] == "| lesson, 1 epoch" and lesson[2] == "2" and "±" in lesson[6]
+    assert lesson[0] == "| lesson, defaults" and lesson[2] == "2" and "±" in lesson[6]
     assert original[0] == "| original (pytorch/examples)" and original[2] == "1"
     assert lesson[7].endswith("MB |") and original[7].endswith("MB |")
