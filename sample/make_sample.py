@@ -1,9 +1,10 @@
-"""Draw the committed MNIST sample from the official test-set files.
+"""Draw a committed sample from the official test-set files of MNIST or Fashion-MNIST.
 
-    python sample/make_sample.py --data-dir ../shared/data
+    python sample/make_sample.py --raw-dir ../shared/data/MNIST/raw --dataset MNIST
+    python sample/make_sample.py --raw-dir /usr/share/datasets/fashion-mnist --dataset FashionMNIST
 
-Writes sample/MNIST/raw/ in the IDX layout that torchvision.datasets.MNIST
-reads, so the lesson loads the sample and the full dataset the same way.
+Writes sample/<dataset>/raw/ in the IDX layout that torchvision's MNIST and FashionMNIST
+read, so the lesson loads a sample and the full dataset the same way.
 """
 import argparse
 import gzip
@@ -30,8 +31,10 @@ def write_idx(path, array):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, required=True, help="folder holding MNIST/raw/")
-    raw = parser.parse_args().data_dir / "MNIST" / "raw"
+    parser.add_argument("--raw-dir", type=Path, required=True, help="folder holding the four official .gz files")
+    parser.add_argument("--dataset", choices=["MNIST", "FashionMNIST"], default="MNIST")
+    options = parser.parse_args()
+    raw = options.raw_dir
     images = read_idx(raw / "t10k-images-idx3-ubyte.gz")
     labels = read_idx(raw / "t10k-labels-idx1-ubyte.gz")
 
@@ -43,7 +46,7 @@ def main():
         test_indexes += list(chosen[TRAIN_PER_CLASS:])
     train_indexes, test_indexes = rng.permutation(train_indexes), np.sort(test_indexes)
 
-    out = Path(__file__).resolve().parent / "MNIST" / "raw"
+    out = Path(__file__).resolve().parent / options.dataset / "raw"
     out.mkdir(parents=True, exist_ok=True)
     for split, indexes in (("train", train_indexes), ("t10k", test_indexes)):
         write_idx(out / f"{split}-images-idx3-ubyte", images[indexes])
