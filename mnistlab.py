@@ -36,6 +36,7 @@
 
 # %%
 import argparse
+import ast
 import os
 import signal
 import sys
@@ -54,9 +55,11 @@ import pandas as pd
 import seaborn as sns
 import torch
 import torch.nn.functional as F
-from torch import nn
+from PIL import Image, ImageOps, UnidentifiedImageError
 from sklearn.metrics import classification_report
+from torch import nn
 from torchvision import datasets
+from torchvision.transforms.functional import pil_to_tensor
 from tqdm import tqdm
 
 # %% [markdown]
@@ -76,6 +79,12 @@ LESSON_FILE = globals().get("__file__") or globals().get("__vsc_ipynb_file__") o
 HERE = Path(LESSON_FILE).resolve().parent
 SAMPLE_DIR = HERE / "sample"
 DEVICES = ("auto", "cuda", "mps", "cpu")
+# Each dataset: torchvision's class for it, where its files can be downloaded, and its class names.
+DATASETS = {
+    "mnist": (datasets.MNIST, "https://ossci-datasets.s3.amazonaws.com/mnist/", [str(d) for d in range(10)]),
+    "fashion": (datasets.FashionMNIST, "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                datasets.FashionMNIST.classes),
+}
 
 
 class SettingsError(Exception):
@@ -123,6 +132,30 @@ def device_name(text):
     return text
 
 
+def dataset_name(text):
+    if text not in DATASETS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use one of {', '.join(DATASETS)}")
+    return text
+
+
+def photo_path(text):
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: there is no such file")
+    return Path(text)
+
+
+def photo_paths(text):
+    return [photo_path(part) for part in text.split(os.pathsep) if part]
+
+
+def tensorboard_installed():
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
 def switch(text):
     words = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
     if text.strip().lower() not in words:
@@ -139,9 +172,13 @@ SETTINGS = [
     ("--channels", count, 16, "feature maps of the first convolution (the second has twice as many)"),
     ("--augment", switch, False, "shift each batch of training digits by up to 2 pixels, differently each time"),
     ("--device", device_name, "auto", "where to train: auto picks cuda, then mps, then cpu"),
-    ("--data-dir", Path, HERE / "data", "folder for MNIST (torchvision keeps the files in MNIST/raw/ inside it)"),
+    ("--dataset", dataset_name, "mnist", "mnist for handwritten digits, fashion for Fashion-MNIST's clothes"),
+    ("--data-dir", Path, HERE / "data", "folder for the data (torchvision keeps MNIST's files in MNIST/raw/ in it)"),
     ("--sample", switch, False, "train and test on the small sample committed in the repository"),
     ("--out-dir", Path, HERE / "outputs", "folder for the figures and the trained model"),
+    ("--tensorboard", switch, False, "log the training to runs/ for TensorBoard"),
+    ("--predict", photo_paths, [], "photos or scans of handwritten digits (PNG, JPEG) to read with the saved "
+                                   "network, skipping the lesson"),
 ]
 
 
@@ -165,11 +202,18 @@ def read_settings(arguments, environment):
                 raise SettingsError(f"environment variable {variable}: {error}") from None
         if read is switch:
             parser.add_argument(option, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif read is photo_paths:
+            parser.add_argument(option, type=photo_path, nargs="+", default=default, metavar="PATH",
+                                help=f"{help_text} ({variable}, paths separated by {os.pathsep!r})")
         else:
             metavar = "{" + ",".join(DEVICES) + "}" if read is device_name else None
             parser.add_argument(option, type=read, default=default, metavar=metavar,
                                 help=f"{help_text} (default: %(default)s; {variable})")
-    return parser.parse_args(arguments)
+    settings = parser.parse_args(arguments)
+    if settings.tensorboard and not tensorboard_installed():
+        raise SettingsError("--tensorboard: TensorBoard is not installed. Install it with "
+                            "'.venv/bin/pip install tensorboard' (or 'pip install tensorboard'), then run again")
+    return settings
 
 
 def readable(value):
@@ -235,14 +279,17 @@ def show(figure, name):
         plt.close(figure)
 
 
-def draw_digits(images, captions, title, color="black", columns=10):
+def draw_digits(images, captions, title, color="black"):
     # One picture of many small images draws several times faster than one plot per digit.
+    wide = max(len(caption) for caption in captions) > 8  # class names, such as "Ankle boot → Sneaker"
+    columns, inches = (6, 1.8) if wide else (10, 1)
     rows = -(-len(images) // columns)
-    figure, ax = plt.subplots(figsize=(columns, 1.2 * rows + 0.3))
+    figure, ax = plt.subplots(figsize=(columns * inches, (1.2 * rows + 0.3) * inches))
     for position, (image, caption) in enumerate(zip(images, captions)):
         row, column = divmod(position, columns)
         ax.imshow(image, cmap="gray_r", extent=(34 * column, 34 * column + 28, -40 * row - 28, -40 * row))
-        ax.text(34 * column + 14, -40 * row + 2, caption, ha="center", va="bottom", color=color)
+        ax.text(34 * column + 14, -40 * row + 2, caption, ha="center", va="bottom", color=color,
+                fontsize=9 if wide else 10)
     ax.set(xlim=(-3, 34 * columns - 3), ylim=(-40 * rows + 8, 12), title=title)
     ax.axis("off")
     return figure
@@ -272,31 +319,33 @@ def mnist_problems(raw_dir):
 
 
 def mnist_folder(settings):
-    """The folder to read MNIST from: data_dir once its files are there and whole, or the committed sample."""
+    """The folder to read the dataset from: data_dir once its files are there and whole, or the committed sample."""
     if settings.sample:
         return SAMPLE_DIR
-    raw_dir = settings.data_dir / "MNIST" / "raw"
+    dataset, url, _ = DATASETS[settings.dataset]
+    raw_dir = settings.data_dir / dataset.__name__ / "raw"
     chosen = settings.data_dir.resolve() != (HERE / "data").resolve()
     if chosen and not settings.data_dir.is_dir():
-        stop(f"--data-dir {readable(settings.data_dir)}: there is no such folder. It should hold MNIST/raw/ with "
+        stop(f"--data-dir {readable(settings.data_dir)}: there is no such folder. It should hold "
+             f"{dataset.__name__}/raw/ with "
              f"the files {', '.join(MNIST_FILES)} (or use --sample).")
     if not chosen and not all((raw_dir / name).is_file() for name in MNIST_FILES):
         try:
             for train in (True, False):
-                datasets.MNIST(settings.data_dir, train=train, download=True)
+                dataset(settings.data_dir, train=train, download=True)
         except (OSError, RuntimeError) as error:
             reason = str(error).strip().splitlines()[-1]
-            print(f"Could not download MNIST ({reason}).\n"
+            print(f"Could not download {dataset.__name__} ({reason}).\n"
                   f"To use the full dataset, fetch these four files on a machine with internet access\n"
                   f"  {'  '.join(name + '.gz' for name in MNIST_FILES)}\n"
-                  f"from https://ossci-datasets.s3.amazonaws.com/mnist/ and copy them into\n"
+                  f"from {url} and copy them into\n"
                   f"  {raw_dir.resolve()}\n"
                   f"Going on with the small sample in {readable(SAMPLE_DIR)}/: the accuracy will be lower "
-                  f"than on full MNIST.\n")
+                  f"than on the full dataset.\n")
             return SAMPLE_DIR
     problems = mnist_problems(raw_dir)
     if problems:
-        stop(f"MNIST in {readable(raw_dir)} cannot be used: {'; '.join(problems)}. Delete the damaged or "
+        stop(f"{dataset.__name__} in {readable(raw_dir)} cannot be used: {'; '.join(problems)}. Delete the damaged or "
              f"incomplete files and run again to download them, copy whole ones there, or use --sample.")
     return settings.data_dir
 
@@ -350,6 +399,24 @@ print(f"Training on {device}", f"({torch.cuda.get_device_name(device)})" if devi
       else f"with {torch.get_num_threads()} threads" if device.type == "cpu" else "")
 
 # %% [markdown]
+# `python mnistlab.py --predict photo.jpg` only reads your own handwriting
+# (see *Your own handwriting* near the end) with the network the lesson
+# saved last time, so it skips the lesson itself.
+
+# %%
+if settings.predict and not IN_NOTEBOOK:
+    # What it needs is defined further down: define every function and class, without running the lesson.
+    lesson = ast.parse(Path(LESSON_FILE).read_text())
+    exec(compile(ast.Module([node for node in lesson.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))],
+                            type_ignores=[]), LESSON_FILE, "exec"))
+    try:
+        saved = load_model(settings.out_dir / "mnist_cnn.pt", device)
+        show_your_digits(saved, settings.predict, mean=0.1307, std=0.3081)  # MNIST's pixel mean and spread
+    except (CheckpointError, ValueError) as error:
+        stop(str(error))
+    sys.exit(0)
+
+# %% [markdown]
 # ## The data
 #
 # `torchvision.datasets.MNIST` reads the four MNIST files from
@@ -359,14 +426,20 @@ print(f"Training on {device}", f"({torch.cuda.get_device_name(device)})" if devi
 # later. Many servers cannot reach the internet: then it says how to fetch
 # the files by hand and picks a small sample of real MNIST digits that
 # ships with this repository (2,000 for training, 500 for testing).
+#
+# `--dataset fashion` swaps in Fashion-MNIST: the same format and size, but
+# photos of ten kinds of clothing, which are much harder to tell apart. The
+# rest of the lesson is unchanged; only the class names differ.
 
 # %%
+dataset, _, class_names = DATASETS[settings.dataset]
 data_root = mnist_folder(settings)
-train_set = datasets.MNIST(data_root, train=True)
-test_set = datasets.MNIST(data_root, train=False)
+train_set = dataset(data_root, train=True)
+test_set = dataset(data_root, train=False)
 on_sample = data_root == SAMPLE_DIR
-print(f"{len(train_set):,} training digits and {len(test_set):,} test digits"
-      + (" from the committed sample" if on_sample else f" from {readable(data_root / 'MNIST' / 'raw')}"))
+items = "digits" if settings.dataset == "mnist" else "images"
+print(f"{len(train_set):,} training {items} and {len(test_set):,} test {items} of {dataset.__name__}"
+      + (" from the committed sample" if on_sample else f" from {readable(data_root / dataset.__name__ / 'raw')}"))
 
 # %% [markdown]
 # All of MNIST takes 190 MB as 32-bit numbers, so it fits in memory, even on
@@ -397,8 +470,8 @@ print(f"training images {tuple(train_images.shape)}, mean {mean:.4f}, std {std:.
 # label that comes with each.
 
 # %%
-figure = draw_digits(train_set.data[:30], [str(label) for label in train_set.targets[:30].tolist()],
-                     "Training digits and their labels")
+figure = draw_digits(train_set.data[:30], [class_names[label] for label in train_set.targets[:30].tolist()],
+                     "Training images and their labels")
 show(figure, "sample_digits")
 
 # %% [markdown]
@@ -455,7 +528,7 @@ print(f"{sum(p.numel() for p in DigitNet(settings.channels).parameters()):,} par
 
 # %%
 def train_one_epoch(model, optimizer, scheduler, images, labels, batch_size, augment=False, progress="",
-                    ctrl_c=None):
+                    ctrl_c=None, writer=None, steps_before=0):
     model.train()
     losses = []
     batches = torch.randperm(len(images), device=images.device).split(batch_size)
@@ -471,7 +544,9 @@ def train_one_epoch(model, optimizer, scheduler, images, labels, batch_size, aug
         optimizer.step()
         scheduler.step()
         losses.append(loss.detach())
-    return torch.stack(losses).tolist()
+        if writer:
+            writer.add_scalar("loss/batch", loss.item(), steps_before + len(losses))
+    return torch.stack(losses).tolist() if losses else []
 
 
 @torch.inference_mode()
@@ -492,7 +567,10 @@ def accuracy(predicted, known):
 # the CPU's and the GPU's convolution routines are fastest with. Running this
 # cell again starts over from a fresh, randomly initialised network. Ctrl-C,
 # or the notebook's Interrupt button, stops training after the current batch
-# and keeps the network as it stands, so the cells below still work.
+# and keeps the network as it stands, so the cells below still work. With
+# `--tensorboard`, the loss of each batch, the loss and test accuracy of each
+# epoch, some training images and the network's graph go to `runs/`, for
+# TensorBoard to draw while it trains (the README says how to open it).
 
 # %%
 torch.manual_seed(settings.seed)
@@ -502,13 +580,24 @@ steps_per_epoch = -(-len(train_images) // settings.batch_size)
 scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr,
                                                 total_steps=settings.epochs * steps_per_epoch)
 history = {"loss": [], "accuracy": []}
+writer = None
+if settings.tensorboard:
+    from torch.utils.tensorboard import SummaryWriter  # imported only when asked for: it needs the tensorboard package
+
+    writer = SummaryWriter(HERE / "runs" / f"{settings.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    writer.add_images("training images", train_set.data[:32, None].float() / 255)
+    writer.add_graph(model.eval(), train_images[:8])
 start = time.perf_counter()
 with StopRequest() as ctrl_c:
     for epoch in range(1, settings.epochs + 1):
         losses = train_one_epoch(model, optimizer, scheduler, train_images, train_labels, settings.batch_size,
-                                 settings.augment, progress=f"epoch {epoch}", ctrl_c=ctrl_c)
+                                 settings.augment, progress=f"epoch {epoch}", ctrl_c=ctrl_c, writer=writer,
+                                 steps_before=len(history["loss"]))
         history["loss"] += losses
         history["accuracy"].append(accuracy(predict(model, test_images), test_labels))
+        if writer:
+            writer.add_scalar("loss/epoch", sum(losses) / max(len(losses), 1), epoch)
+            writer.add_scalar("accuracy/test", history["accuracy"][-1], epoch)
         print(f"epoch {epoch}: training loss {sum(losses) / max(len(losses), 1):.4f}, "
               f"test accuracy {history['accuracy'][-1]:.2f} %")
         if ctrl_c.requested:
@@ -516,6 +605,9 @@ with StopRequest() as ctrl_c:
                   f"{steps_per_epoch} batches. The network keeps what it has learned so far.")
             break
 training_seconds = time.perf_counter() - start
+if writer:
+    writer.close()
+    print(f"TensorBoard log: {readable(Path(writer.log_dir))}")
 if ctrl_c.requested and not IN_NOTEBOOK:
     sys.exit(130)
 
@@ -553,21 +645,22 @@ show(figure, "learning_curve")
 # mistake.
 
 # %%
-def confusion_counts(known, predicted, classes=10):
-    """A table of counts: rows are the known digits, columns the predicted ones."""
+def confusion_counts(known, predicted, names=DATASETS["mnist"][2], noun="digit"):
+    """A table of counts: rows are the known classes, columns the predicted ones."""
+    classes = len(names)
     counts = torch.bincount(known * classes + predicted, minlength=classes * classes).reshape(classes, classes)
-    return pd.DataFrame(counts.cpu().numpy(),
-                        index=pd.RangeIndex(classes, name="Known digit"),
-                        columns=pd.RangeIndex(classes, name="Predicted digit"))
+    return pd.DataFrame(counts.cpu().numpy(), index=pd.Index(names, name=f"Known {noun}"),
+                        columns=pd.Index(names, name=f"Predicted {noun}"))
 
 
 predicted = predict(model, test_images)
 test_accuracy = accuracy(predicted, test_labels)
-confusion = confusion_counts(test_labels, predicted)
+noun = "digit" if settings.dataset == "mnist" else "class"
+confusion = confusion_counts(test_labels, predicted, class_names, noun)
 figure, ax = plt.subplots(figsize=(8, 6.5))
 sns.heatmap(confusion, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax)
-ax.set(xlabel="Predicted digit", ylabel="Known digit",
-       title=f"Confusion matrix: {test_accuracy:.2f} % of {len(test_labels):,} test digits right")
+ax.set(xlabel=f"Predicted {noun}", ylabel=f"Known {noun}",
+       title=f"Confusion matrix: {test_accuracy:.2f} % of {len(test_labels):,} test {items} right")
 show(figure, "confusion_matrix")
 pairs = confusion.stack()
 mistakes = pairs[pairs.index.get_level_values(0) != pairs.index.get_level_values(1)]
@@ -581,7 +674,7 @@ print(", ".join(f"{known} → {guess}: {n}" for (known, guess), n in mistakes.nl
 # labels.
 
 # %%
-print(classification_report(test_labels.cpu(), predicted.cpu(), digits=3))
+print(classification_report(test_labels.cpu(), predicted.cpu(), target_names=class_names, digits=3))
 
 # %% [markdown]
 # ## The misclassified digits
@@ -598,11 +691,11 @@ def misclassified_indexes(known, predicted):
 
 
 wrong = misclassified_indexes(test_labels, predicted)
-print(f"{len(wrong)} of {len(test_labels):,} test digits misclassified")
+print(f"{len(wrong)} of {len(test_labels):,} test {items} misclassified")
 if len(wrong):
     first_wrong = wrong[:40]
-    captions = [f"{test_set.targets[i]} → {predicted[i]}" for i in first_wrong.tolist()]
-    figure = draw_digits(test_set.data[first_wrong], captions, "Misclassified test digits (known → predicted)",
+    captions = [f"{class_names[test_set.targets[i]]} → {class_names[predicted[i]]}" for i in first_wrong.tolist()]
+    figure = draw_digits(test_set.data[first_wrong], captions, f"Misclassified test {items} (known → predicted)",
                          color="firebrick")
     show(figure, "misclassified_digits")
 
@@ -651,7 +744,97 @@ if can_save and save_file(checkpoint, lambda partial: torch.save(model.state_dic
     except CheckpointError as error:
         stop(str(error))
     print(f"Saved the model to {readable(checkpoint)}; loaded back, it scores "
-          f"{accuracy(predict(restored, test_images), test_labels):.2f} % on the test digits")
+          f"{accuracy(predict(restored, test_images), test_labels):.2f} % on the test {items}")
+
+# %% [markdown]
+# ## Your own handwriting
+#
+# Write a digit on paper, take a photo, and ask the network. It often fails
+# at first, not because the network is bad but because a photo looks
+# nothing like an MNIST digit. `prepare_digit` makes it into one, the way
+# MNIST's digits were made:
+#
+# 1. **Greyscale**, from 0 (black) to 1 (white), turned upright if the
+#    phone stored it on its side, and shrunk to at most 1,000 pixels a side.
+# 2. **Inverted** when the ink is darker than the paper: MNIST's digits are
+#    light strokes on black.
+# 3. **Paper removed**: the typical grey of the image (its median) becomes
+#    0 and the ink 1; shadows fainter than a fifth of the ink become 0.
+# 4. **Cropped** to the ink.
+# 5. **Scaled** so that the longer side is 20 pixels, keeping the digit's
+#    shape.
+# 6. **Centred** in a 28 × 28 frame by its centre of mass (the average
+#    position of the ink), as MNIST's digits were.
+#
+# Put your photos in a folder and run `python mnistlab.py --predict
+# my_digit.jpg` (several paths are fine), or set `MNISTLAB_PREDICT` before
+# starting the notebook. Without one, this cell reads
+# `sample/photo_of_a_7.jpg`, a photo-like picture of an MNIST test digit.
+
+# %%
+def prepare_digit(photo):
+    """A 28 × 28 tensor of a photo or scan of one handwritten digit, made the way MNIST's digits were."""
+    photo = ImageOps.exif_transpose(photo).convert("L")
+    photo.thumbnail((1000, 1000))
+    grey = pil_to_tensor(photo)[0].float() / 255
+    if grey.median() > 0.5:
+        grey = 1 - grey
+    paper, ink = grey.median(), grey.quantile(0.995)
+    if ink - paper < 0.15:
+        raise ValueError("it looks blank: no ink stands out from the paper")
+    digit = ((grey - paper) / (ink - paper)).clamp(0, 1)
+    digit[digit < 0.2] = 0
+    rows, columns = torch.nonzero(digit, as_tuple=True)
+    digit = digit[rows.min():rows.max() + 1, columns.min():columns.max() + 1]
+    height, width = (max(1, round(side * 20 / max(digit.shape))) for side in digit.shape)
+    digit = F.interpolate(digit[None, None], size=(height, width), mode="bilinear", antialias=True)[0, 0]
+    centre_row = (digit.sum(dim=1) * torch.arange(height)).sum() / digit.sum()
+    centre_column = (digit.sum(dim=0) * torch.arange(width)).sum() / digit.sum()
+    top = int((14 - centre_row).round().clamp(0, 28 - height))
+    left = int((14 - centre_column).round().clamp(0, 28 - width))
+    frame = torch.zeros(28, 28)
+    frame[top:top + height, left:left + width] = digit
+    return frame
+
+
+@torch.inference_mode()
+def read_digit(model, path, mean, std):
+    """The prepared image of one photo and the network's ten probabilities for it."""
+    try:
+        image = prepare_digit(Image.open(path))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: there is no such file") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"{path}: this is not an image that Pillow can read (use PNG or JPEG)") from None
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    model.eval()
+    scores = model(((image - mean) / std)[None, None].to(next(model.parameters()).device))
+    return image, scores.softmax(dim=1)[0].cpu()
+
+
+def show_your_digits(model, paths, mean, std):
+    figure, axes = plt.subplots(len(paths), 2, figsize=(8, 2.4 * len(paths)), squeeze=False, layout="constrained",
+                                gridspec_kw={"width_ratios": [1, 2.5]})
+    for (picture, bars), path in zip(axes, paths):
+        image, probabilities = read_digit(model, path, mean, std)
+        best = int(probabilities.argmax())
+        print(f"{readable(Path(path))}: {best} ({probabilities[best] * 100:.1f} %)")
+        picture.imshow(image, cmap="gray")
+        picture.set(title=f"{Path(path).name}, prepared", xticks=[], yticks=[])
+        colors = ["firebrick" if digit == best else "lightsteelblue" for digit in range(10)]
+        bars.bar(range(10), probabilities * 100, color=colors)
+        bars.set(xticks=range(10), ylim=(0, 100), ylabel="probability (%)", title=f"best guess: {best}")
+    show(figure, "your_digits")
+
+
+if settings.dataset == "mnist":
+    try:
+        show_your_digits(model, settings.predict or [SAMPLE_DIR / "photo_of_a_7.jpg"], mean, std)
+    except ValueError as error:
+        stop(str(error))
+else:
+    print("Reading handwritten digits needs a network trained on MNIST: run the lesson without --dataset fashion.")
 
 # %% [markdown]
 # ## Result
@@ -660,7 +843,7 @@ if can_save and save_file(checkpoint, lambda partial: torch.save(model.state_dic
 
 # %%
 print(f"Result: {training_seconds:.2f} s of training on {device}, test accuracy {test_accuracy:.2f} % "
-      f"on {len(test_labels):,} {'sample' if on_sample else 'MNIST'} test digits")
+      f"on {len(test_labels):,} {'sample' if on_sample else dataset.__name__} test {items}")
 
 # %% [markdown]
 # ## Where to go next
@@ -672,3 +855,6 @@ print(f"Result: {training_seconds:.2f} s of training on {device}, test accuracy 
 # - Try a much higher or lower `--lr`, or a tiny `--batch-size`, and see
 #   what breaks.
 # - Look at the gallery again: which mistakes would you have made yourself?
+# - Photograph your own digits and read them with `--predict`.
+# - Try a harder problem with the same code: `--dataset fashion`.
+# - Watch training live with `--tensorboard`.

@@ -15,7 +15,7 @@ from lesson_parts import load_lesson_parts
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "mnistlab.py"
 NOTEBOOK = REPO / "mnistlab.ipynb"
-FIGURES = ["sample_digits", "learning_curve", "confusion_matrix", "misclassified_digits"]
+FIGURES = ["sample_digits", "learning_curve", "confusion_matrix", "misclassified_digits", "your_digits"]
 RESULT = re.compile(r"^Result: (?P<seconds>[\d.]+) s of training on \w+, test accuracy (?P<accuracy>[\d.]+) %", re.M)
 
 

@@ -15,7 +15,7 @@ def test_confusion_counts_match_scikit_learn(lesson):
     table = lesson.confusion_counts(known, predicted)
     assert (table.to_numpy() == confusion_matrix(known, predicted, labels=range(10))).all()
     assert table.index.name == "Known digit" and table.columns.name == "Predicted digit"
-    assert table.loc[9, 4] == 1 and table.loc[4, 9] == 1 and table.loc[9, 9] == 2
+    assert table.loc["9", "4"] == 1 and table.loc["4", "9"] == 1 and table.loc["9", "9"] == 2  # by class name
 
 
 def test_misclassified_indexes_are_the_wrong_predictions(lesson):
