@@ -345,8 +345,10 @@ def mnist_folder(settings):
             return SAMPLE_DIR
     problems = mnist_problems(raw_dir)
     if problems:
-        stop(f"{dataset.__name__} in {readable(raw_dir)} cannot be used: {'; '.join(problems)}. Delete the damaged or "
-             f"incomplete files and run again to download them, copy whole ones there, or use --sample.")
+        remedy = ("copy whole files there" if chosen else
+                  "delete the damaged or incomplete files and run again to download them")
+        stop(f"{dataset.__name__} in {readable(raw_dir)} cannot be used: {'; '.join(problems)}. To fix it, "
+             f"{remedy}, or use --sample.")
     return settings.data_dir
 
 

@@ -42,7 +42,7 @@ def test_a_cut_short_file_in_the_data_folder_is_named_before_training(tmp_path):
     write_mnist_like(tmp_path / "mnist" / "MNIST" / "raw", short={"t10k-images-idx3-ubyte"})
     finished = run_lesson("--data-dir", str(tmp_path / "mnist"), cwd=tmp_path,
                           environment=lesson_environment(tmp_path / "out"))
-    assert_plain_stop(finished, "t10k-images-idx3-ubyte is damaged or incomplete", "Delete", "--sample")
+    assert_plain_stop(finished, "t10k-images-idx3-ubyte is damaged or incomplete", "copy whole files", "--sample")
     assert "train-images-idx3-ubyte is" not in finished.stderr
 
 
