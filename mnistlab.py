@@ -597,11 +597,11 @@ with StopRequest() as ctrl_c:
                                  steps_before=len(history["loss"]))
         history["loss"] += losses
         history["accuracy"].append(accuracy(predict(model, test_images), test_labels))
+        epoch_loss = sum(losses) / max(len(losses), 1)
         if writer:
-            writer.add_scalar("loss/epoch", sum(losses) / max(len(losses), 1), epoch)
+            writer.add_scalar("loss/epoch", epoch_loss, epoch)
             writer.add_scalar("accuracy/test", history["accuracy"][-1], epoch)
-        print(f"epoch {epoch}: training loss {sum(losses) / max(len(losses), 1):.4f}, "
-              f"test accuracy {history['accuracy'][-1]:.2f} %")
+        print(f"epoch {epoch}: training loss {epoch_loss:.4f}, test accuracy {history['accuracy'][-1]:.2f} %")
         if ctrl_c.requested:
             print(f"Stopped by Ctrl-C in epoch {epoch} of {settings.epochs}, after {len(losses)} of "
                   f"{steps_per_epoch} batches. The network keeps what it has learned so far.")
