@@ -177,3 +177,22 @@ def test_tensorboard_missing_says_how_to_install_it(tmp_path):
     finished = run_lesson("--sample", "--tensorboard", cwd=tmp_path, environment=environment)
     assert finished.returncode == 2 and "Traceback" not in finished.stderr and "epoch 1" not in finished.stdout
     assert "--tensorboard" in finished.stderr and "pip install tensorboard" in finished.stderr
+
+
+def test_run_all_on_the_fashion_sample_with_tensorboard(tmp_path, monkeypatch):
+    import shutil
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    fresh_clone(tmp_path)
+    shutil.copy2(REPO / "mnistlab.ipynb", tmp_path / "mnistlab.ipynb")
+    for name, value in lesson_environment(tmp_path / "out", sample=1, dataset="fashion", tensorboard=1).items():
+        monkeypatch.setenv(name, value)
+    notebook = nbformat.read(tmp_path / "mnistlab.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    assert "Ankle boot" in printed(outputs) and RESULT.search(printed(outputs))
+    assert images_in(outputs) == 4
+    assert len(list((tmp_path / "runs").iterdir())) == 1
