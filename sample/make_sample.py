@@ -31,7 +31,8 @@ def write_idx(path, array):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--raw-dir", type=Path, required=True, help="folder holding the four official .gz files")
+    parser.add_argument("--raw-dir", type=Path, required=True,
+                        help="folder holding the four official .gz files")
     parser.add_argument("--dataset", choices=["MNIST", "FashionMNIST"], default="MNIST")
     options = parser.parse_args()
     raw = options.raw_dir
@@ -41,7 +42,8 @@ def main():
     rng = np.random.default_rng(SEED)
     train_indexes, test_indexes = [], []
     for digit in range(10):
-        chosen = rng.choice(np.flatnonzero(labels == digit), TRAIN_PER_CLASS + TEST_PER_CLASS, replace=False)
+        chosen = rng.choice(np.flatnonzero(labels == digit), TRAIN_PER_CLASS + TEST_PER_CLASS,
+                            replace=False)
         train_indexes += list(chosen[:TRAIN_PER_CLASS])
         test_indexes += list(chosen[TRAIN_PER_CLASS:])
     train_indexes, test_indexes = rng.permutation(train_indexes), np.sort(test_indexes)

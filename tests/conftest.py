@@ -1,4 +1,6 @@
-"""Shared helpers: where the lesson is, how to run it as a user would, and how to reach its functions."""
+"""Shared helpers: where the lesson is, and how to run it as a user would: terminal or kernel."""
+
+import ast
 import os
 import re
 import shutil
@@ -7,22 +9,36 @@ import sys
 from pathlib import Path
 
 import jupytext
-import pytest
+import papermill
 from jupyter_client.manager import start_new_kernel
-
-from lesson_parts import load_lesson_parts
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "mnistlab.py"
 NOTEBOOK = REPO / "mnistlab.ipynb"
-FIGURES = ["sample_digits", "learning_curve", "confusion_matrix", "misclassified_digits", "your_digits"]
-RESULT = re.compile(r"^Result: (?P<seconds>[\d.]+) s of training on \w+, test accuracy (?P<accuracy>[\d.]+) %", re.M)
+# What a fresh clone holds for the lesson to run: the lesson, its modules, and the sample.
+LESSON_FILES = ["mnistlab.py", "mnistlab_tools.py", "mnistlab_saved.py", "predict.py"]
+FIGURES = [
+    "sample_digits",
+    "learning_curve",
+    "confusion_matrix",
+    "misclassified_digits",
+    "your_digits",
+]
+RESULT = re.compile(
+    r"^Result: (?P<seconds>[\d.]+) s of training on \w+, "
+    r"test accuracy (?P<accuracy>[\d.]+) %",
+    re.M,
+)
 
 
 def lesson_environment(out_dir, **settings):
     """The user's environment with no display, no stray MNISTLAB_* settings, and the given ones."""
-    environment = {name: value for name, value in os.environ.items()
-                   if not name.startswith("MNISTLAB_") and name not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("MNISTLAB_")
+        and name not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")
+    }
     environment["MNISTLAB_OUT_DIR"] = str(out_dir)
     environment.update({f"MNISTLAB_{name.upper()}": str(value) for name, value in settings.items()})
     return environment
@@ -30,45 +46,78 @@ def lesson_environment(out_dir, **settings):
 
 def run_lesson(*options, cwd, environment, script=SCRIPT, timeout=300):
     """`python mnistlab.py OPTIONS` in a terminal, started from `cwd`."""
-    return subprocess.run([sys.executable, str(script), *options], cwd=cwd, env=environment,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(script), *options],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def run_predict(*arguments, cwd, environment, folder=REPO):
+    """`python predict.py ARGUMENTS` in a terminal, started from `cwd`."""
+    return subprocess.run(
+        [sys.executable, str(folder / "predict.py"), *arguments],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def fresh_clone(folder):
-    """The lesson and its sample in a folder of their own, as a fresh clone has them: no data/, no outputs/."""
-    shutil.copy2(SCRIPT, folder / "mnistlab.py")
+    """The lesson, its modules and the sample in a folder of their own, as a fresh clone has them:
+    no data/, no outputs/, no runs/."""
+    for name in LESSON_FILES:
+        shutil.copy2(REPO / name, folder / name)
     shutil.copytree(REPO / "sample", folder / "sample")
     return folder / "mnistlab.py"
 
 
 def offline(environment):
-    """No network, as behind a firewall: a proxy on a closed local port makes every download fail at once."""
+    """No network, as behind a firewall: a proxy on a closed local port fails every download."""
     closed = "http://127.0.0.1:9"
-    return {**environment, "http_proxy": closed, "https_proxy": closed, "HTTP_PROXY": closed, "HTTPS_PROXY": closed,
-            "no_proxy": "", "NO_PROXY": ""}
+    return {
+        **environment,
+        "http_proxy": closed,
+        "https_proxy": closed,
+        "HTTP_PROXY": closed,
+        "HTTPS_PROXY": closed,
+        "no_proxy": "",
+        "NO_PROXY": "",
+    }
 
 
-@pytest.fixture(scope="session")
-def lesson():
-    """The lesson's imports, constants, functions and classes, without running the lesson itself."""
-    return load_lesson_parts()
+def lesson_parameters():
+    """The values of the lesson's parameters cell, as papermill reads them, without running it."""
+    return {
+        name: ast.literal_eval(parameter["default"])
+        for name, parameter in papermill.inspect_notebook(str(NOTEBOOK)).items()
+    }
 
 
 class Kernel:
-    """A fresh Jupyter kernel in the repository folder, fed code the way VS Code's Interactive Window feeds it."""
+    """A fresh Jupyter kernel in the repository folder, fed code the way VS Code's Interactive
+    Window feeds it."""
 
-    def __init__(self, environment):
-        self.environment = environment
+    def __init__(self, environment, cwd=REPO):
+        self.environment, self.cwd = environment, cwd
 
     def __enter__(self):
-        self.manager, self.client = start_new_kernel(kernel_name="python3", cwd=str(REPO), env=self.environment)
+        self.manager, self.client = start_new_kernel(
+            kernel_name="python3", cwd=str(self.cwd), env=self.environment
+        )
         return self
 
     def run(self, source, timeout=240):
         """Run one cell: its reply status and the contents of its output messages."""
         outputs = []
-        reply = self.client.execute_interactive(source, timeout=timeout,
-                                                output_hook=lambda message: outputs.append(message["content"]))
+        reply = self.client.execute_interactive(
+            source, timeout=timeout, output_hook=lambda message: outputs.append(message["content"])
+        )
         return reply["content"]["status"], outputs
 
     def __exit__(self, *_):
@@ -80,8 +129,13 @@ def code_cells():
     return [cell.source for cell in jupytext.read(SCRIPT).cells if cell.cell_type == "code"]
 
 
+def cell_index(phrase, cells=None):
+    """The position of the first code cell that holds `phrase`."""
+    return next(i for i, source in enumerate(cells or code_cells()) if phrase in source)
+
+
 def figures_drawn(source):
-    return len(re.findall(r"^\s*show\(figure", source, re.M))
+    return len(re.findall(r"^\s*figures\.show\(", source, re.M))
 
 
 def images_in(outputs):
@@ -90,3 +144,7 @@ def images_in(outputs):
 
 def printed(outputs):
     return "".join(output.get("text", "") for output in outputs)
+
+
+def on_stderr(outputs):
+    return "".join(output.get("text", "") for output in outputs if output.get("name") == "stderr")

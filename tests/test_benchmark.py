@@ -1,4 +1,6 @@
-"""A smoke run of the benchmark on the sample: it runs both recipes and prints its table (no timing is asserted)."""
+"""A smoke run of the benchmark on the sample: it runs both recipes and prints its table (no
+timing is asserted)."""
+
 import subprocess
 import sys
 
@@ -6,9 +8,24 @@ from conftest import REPO
 
 
 def test_the_benchmark_prints_a_row_per_recipe():
-    finished = subprocess.run([sys.executable, str(REPO / "benchmarks" / "benchmark.py"), "--sample", "--seeds", "2",
-                               "--original-seeds", "1", "--original-epochs", "1", "--target", "80"],
-                              capture_output=True, text=True, timeout=300)
+    finished = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "benchmark.py"),
+            "--sample",
+            "--seeds",
+            "2",
+            "--original-seeds",
+            "1",
+            "--original-epochs",
+            "1",
+            "--target",
+            "80",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert finished.returncode == 0, finished.stderr
     rows = [line for line in finished.stdout.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| recipe |") and "s to 80 %" in rows[0]

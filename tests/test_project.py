@@ -1,16 +1,23 @@
-"""The repository keeps its promises: the notebook matches the script, the two environments agree, CI runs the README."""
+"""The repository keeps its promises: the notebook matches the script, the two environments agree,
+CI runs the README, the code is clean, and the lesson stays a lesson."""
+
 import re
+import subprocess
+import sys
 
 import jupytext
+import nbformat
 import yaml
 
-from conftest import NOTEBOOK, REPO, SCRIPT
+import mnistlab_tools
+from conftest import NOTEBOOK, REPO, SCRIPT, lesson_parameters
 
 
 def test_the_notebook_holds_the_same_cells_as_the_script():
     script, notebook = jupytext.read(SCRIPT), jupytext.read(NOTEBOOK)
-    assert [(c.cell_type, c.source.strip()) for c in notebook.cells] == \
-           [(c.cell_type, c.source.strip()) for c in script.cells], "run: jupytext --sync mnistlab.py"
+    assert [(c.cell_type, c.source.strip()) for c in notebook.cells] == [
+        (c.cell_type, c.source.strip()) for c in script.cells
+    ], "run: jupytext --sync mnistlab.py"
     assert notebook.metadata["jupytext"]["formats"] == "ipynb,py:percent"
     assert 'formats = "ipynb,py:percent"' in (REPO / "jupytext.toml").read_text()
 
@@ -21,22 +28,41 @@ def requirement(line):
 
 
 def test_requirements_and_environment_name_the_same_packages():
-    pip = dict(requirement(line) for line in (REPO / "requirements.txt").read_text().splitlines()
-               if line.strip() and not line.startswith("#"))
+    pip = dict(
+        requirement(line)
+        for line in (REPO / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
     environment = yaml.safe_load((REPO / "environment.yml").read_text())
     assert environment["name"] == "mnistlab"
-    conda = dict(requirement(entry) for entry in environment["dependencies"] if isinstance(entry, str))
+    conda = dict(
+        requirement(entry) for entry in environment["dependencies"] if isinstance(entry, str)
+    )
     conda.pop("python")
     conda["torch"] = conda.pop("pytorch")  # conda-forge calls PyTorch "pytorch"
     assert conda == pip
-    assert {"torch", "torchvision", "matplotlib", "pandas", "seaborn", "scikit-learn", "jupytext", "ipykernel",
-            "pytest", "nbclient"} <= set(pip)
+    assert {
+        "torch",
+        "torchvision",
+        "matplotlib",
+        "pandas",
+        "seaborn",
+        "scikit-learn",
+        "jupytext",
+        "ipykernel",
+        "pytest",
+        "nbclient",
+        "papermill",
+        "ruff",
+    } <= set(pip)
 
 
 def quick_start():
     text = (REPO / "README.md").read_text()
     block = re.search(r"## Quick start.*?```(?:bash|sh)?\n(.*?)```", text, re.S)
-    return [line for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")]
+    return [
+        line for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")
+    ]
 
 
 def test_the_readme_quick_start_is_two_commands_and_ci_runs_its_test_command():
@@ -45,3 +71,72 @@ def test_the_readme_quick_start_is_two_commands_and_ci_runs_its_test_command():
     ci = (REPO / ".ci" / "run").read_text().splitlines()
     assert ci[-1] == test
     assert "pytest" in test
+
+
+def python_files():
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.py"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return [REPO / name for name in listed if (REPO / name).exists()]
+
+
+def test_ruff_finds_nothing_in_any_python_file():
+    # As in ruff.toml, so that `ruff check .` alone does the same; the notebook's cells too.
+    finished = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "F,B,E,W",
+         "--line-length", "100", "."],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+
+
+def test_no_line_of_python_is_over_100_characters():
+    long = [
+        f"{path.name}:{number}"
+        for path in python_files()
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if len(line) > 100
+    ]
+    assert not long, long
+
+
+def test_the_lesson_stays_a_lesson():
+    """At most 250 lines of code in its cells, and the network defined in its first 200 lines."""
+    code = [
+        line
+        for cell in jupytext.read(SCRIPT).cells
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    assert len(code) <= 250, f"{len(code)} lines of code in the lesson's cells"
+    lines = SCRIPT.read_text().splitlines()
+    assert (
+        next(number for number, line in enumerate(lines, 1) if line.startswith("class DigitNet"))
+        <= 200
+    )
+    source = SCRIPT.read_text()
+    assert "import ast" not in source and "exec(" not in source
+
+
+def test_the_parameters_cell_is_tagged_for_papermill_and_holds_plain_values():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    (cell,) = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
+    assert [line.split("=")[0].strip() for line in cell.source.splitlines()] == [
+        name for name, *_ in mnistlab_tools.SETTINGS
+    ]
+    assert lesson_parameters()["epochs"] == 1
+
+
+def test_no_part_of_the_project_executes_the_lesson_to_reach_its_functions():
+    for path in python_files():
+        if path.name == "test_project.py":
+            continue
+        text = path.read_text()
+        assert "load_lesson_parts" not in text and "exec(compile" not in text, path.name

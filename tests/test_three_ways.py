@@ -1,34 +1,68 @@
-"""The lesson, run the three ways learners run it, on the committed sample, offline, on the CPU."""
+"""The lesson, run the ways learners run it, on the committed sample, offline, on the CPU: a
+terminal, cell by cell in a kernel, Run All, and papermill with other parameters."""
+
+import shutil
+import subprocess
+import sys
+
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import (FIGURES, NOTEBOOK, REPO, RESULT, Kernel, code_cells, figures_drawn, fresh_clone, images_in,
-                      lesson_environment, offline, run_lesson)
+from conftest import (
+    FIGURES,
+    NOTEBOOK,
+    REPO,
+    RESULT,
+    Kernel,
+    cell_index,
+    code_cells,
+    figures_drawn,
+    fresh_clone,
+    images_in,
+    lesson_environment,
+    offline,
+    on_stderr,
+    printed,
+    run_lesson,
+)
 
 
 def test_plain_python_from_another_folder_saves_the_figures(tmp_path):
     out_dir = tmp_path / "figures here"
-    finished = run_lesson("--sample", "--out-dir", str(out_dir), cwd=tmp_path,
-                          environment=lesson_environment(tmp_path / "unused"))
+    finished = run_lesson(
+        "--sample",
+        "--out-dir",
+        str(out_dir),
+        cwd=tmp_path,
+        environment=lesson_environment(tmp_path / "unused"),
+    )
     assert finished.returncode == 0, finished.stderr
     assert "Traceback" not in finished.stderr
     for name in FIGURES:
         assert (out_dir / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert f"Saved the figure figures here/{name}.png" in finished.stdout  # relative to where it ran
+        # Relative to where it ran.
+        assert f"Saved the figure figures here/{name}.png" in finished.stdout
     assert (out_dir / "mnist_cnn.pt").stat().st_size > 10_000
     assert not list(out_dir.glob(".*.partial"))
     result = RESULT.search(finished.stdout)
     assert result and float(result["accuracy"]) > 70, finished.stdout
     assert "on 500 sample test digits" in finished.stdout
+    assert "out_dir=figures here" in finished.stdout and "PosixPath" not in finished.stdout
 
 
 def test_without_network_it_explains_and_falls_back_to_the_sample(tmp_path):
     script = fresh_clone(tmp_path)
-    finished = run_lesson(cwd=tmp_path, script=script, environment=offline(lesson_environment(tmp_path / "out")))
+    finished = run_lesson(
+        cwd=tmp_path, script=script, environment=offline(lesson_environment(tmp_path / "out"))
+    )
     assert finished.returncode == 0, finished.stderr
     assert "Could not download MNIST" in finished.stdout
-    for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", str(tmp_path / "data" / "MNIST" / "raw")):
+    for name in (
+        "train-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+        str(tmp_path / "data" / "MNIST" / "raw"),
+    ):
         assert name in finished.stdout
     assert "accuracy will be lower" in finished.stdout
     assert "on 500 sample test digits" in finished.stdout
@@ -41,7 +75,19 @@ def test_cell_by_cell_in_a_fresh_kernel_like_the_interactive_window(tmp_path):
             status, outputs = kernel.run(source)
             assert status == "ok", (source[:200], outputs[-3:])
             assert images_in(outputs) == figures_drawn(source), source[:200]
+            # Nothing looks like an error.
+            assert not on_stderr(outputs), (source[:200], on_stderr(outputs))
             figures_shown += figures_drawn(source)
+        # The counts are scikit-learn's, and the misclassified digits are exactly the wrong ones.
+        status, outputs = kernel.run(
+            "from sklearn.metrics import confusion_matrix as cm\n"
+            "assert (confusion.to_numpy() == cm(test_labels, predicted, labels=range(10))).all()\n"
+            "assert confusion.loc['9', '4'] == ((test_labels == 9) & (predicted == 4)).sum()\n"
+            "assert wrong.tolist() == [i for i in range(len(test_labels))"
+            " if test_labels[i] != predicted[i]]\n"
+            "assert len(wrong) == confusion.to_numpy().sum() - confusion.to_numpy().trace()\n"
+        )
+        assert status == "ok", outputs
     assert figures_shown == len(FIGURES)
 
 
@@ -50,45 +96,153 @@ def test_run_all_in_the_notebook(tmp_path, monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("DISPLAY", raising=False)
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}).execute()
-    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    assert not [output for cell in code_cells for output in cell.outputs if output.output_type == "error"]
-    for cell in code_cells:
+    NotebookClient(
+        notebook, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}
+    ).execute()
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    outputs = [output for cell in code for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    assert not on_stderr(outputs)
+    for cell in code:
         assert images_in(cell.outputs) == figures_drawn(cell.source), cell.source[:200]
-    assert sum(images_in(cell.outputs) for cell in code_cells) == len(FIGURES)
-    printed = "".join(output.get("text", "") for cell in code_cells for output in cell.outputs)
-    assert RESULT.search(printed), printed[-2000:]
+    assert images_in(outputs) == len(FIGURES)
+    assert RESULT.search(printed(outputs)), printed(outputs)[-2000:]
     for name in FIGURES:
         assert (tmp_path / f"{name}.png").exists()
 
 
-@pytest.mark.parametrize("options, environment, named", [
-    (["--epochs", "-1"], {}, "--epochs"),
-    (["--device", "tpu"], {}, "--device"),
-    ([], {"MNISTLAB_EPOCHS": "abc"}, "MNISTLAB_EPOCHS"),
-    ([], {"MNISTLAB_BATCH_SIZE": "0"}, "MNISTLAB_BATCH_SIZE"),
-])
+def test_papermill_runs_the_notebook_with_other_parameters(tmp_path):
+    fresh_clone(tmp_path)
+    shutil.copy2(NOTEBOOK, tmp_path / "mnistlab.ipynb")
+    environment = lesson_environment(tmp_path / "unused")
+    del environment["MNISTLAB_OUT_DIR"]  # the parameters alone, as a learner runs it
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "papermill",
+            "mnistlab.ipynb",
+            "done.ipynb",
+            "-p",
+            "epochs",
+            "2",
+            "-p",
+            "sample",
+            "True",
+            "-p",
+            "out_dir",
+            "pm out",
+        ],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    text = printed(
+        output
+        for cell in nbformat.read(tmp_path / "done.ipynb", as_version=4).cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
+    assert "epochs=2" in text and "sample=True" in text
+    assert "epoch 1:" in text and "epoch 2:" in text and "epoch 3:" not in text
+    assert "on 500 sample test digits" in text
+    assert (tmp_path / "pm out" / "mnist_cnn.pt").exists()
+
+
+def test_editing_the_parameters_cell_takes_effect_without_a_restart(tmp_path):
+    cells = code_cells()
+    parameters = cell_index("epochs = 1", cells)
+    training = cell_index("tools.StopRequest() as ctrl_c", cells)
+    environment = lesson_environment(tmp_path, sample=1)
+    with Kernel(environment) as kernel:
+        for source in cells[: training + 1]:
+            assert kernel.run(source)[0] == "ok"
+        edited = (
+            cells[parameters]
+            .replace("epochs = 1 ", "epochs = 2 ")
+            .replace("seed = 0 ", "seed = 5 ")
+        )
+        assert edited != cells[parameters]
+        outputs = []
+        for source in [edited, *cells[parameters + 1 : training + 1]]:
+            status, more = kernel.run(source)
+            assert status == "ok", more
+            outputs += more
+        text = printed(outputs)
+        assert "epochs=2" in text and "seed=5" in text
+        assert "epoch 2:" in text
+        status, outputs = kernel.run(
+            "print(settings.epochs, settings.seed, len(history['accuracy']))"
+        )
+        assert printed(outputs).split() == ["2", "5", "2"]
+
+
+def test_an_environment_variable_wins_over_the_cell_and_says_so(tmp_path):
+    cells = code_cells()
+    with Kernel(lesson_environment(tmp_path, sample=1, epochs=3)) as kernel:
+        for source in cells[: cell_index("tools.describe(settings)", cells) + 1]:
+            status, outputs = kernel.run(source)
+            assert status == "ok"
+    assert "epochs=3" in printed(outputs) and "MNISTLAB_EPOCHS: epochs" in printed(outputs)
+
+
+@pytest.mark.parametrize(
+    "options, environment, named",
+    [
+        (["--epochs", "-1"], {}, "--epochs"),
+        (["--device", "tpu"], {}, "--device"),
+        ([], {"MNISTLAB_EPOCHS": "abc"}, "MNISTLAB_EPOCHS"),
+        ([], {"MNISTLAB_BATCH_SIZE": "0"}, "MNISTLAB_BATCH_SIZE"),
+    ],
+)
 def test_a_bad_setting_stops_with_one_line_and_status_2(tmp_path, options, environment, named):
     out_dir = tmp_path / "out"
-    finished = run_lesson(*options, cwd=tmp_path, environment={**lesson_environment(out_dir), **environment})
+    finished = run_lesson(
+        *options, cwd=tmp_path, environment={**lesson_environment(out_dir), **environment}
+    )
     assert finished.returncode == 2
     assert finished.stdout == ""
-    assert len(finished.stderr.strip().splitlines()) == 1 and named in finished.stderr, finished.stderr
+    assert len(finished.stderr.strip().splitlines()) == 1 and named in finished.stderr, (
+        finished.stderr
+    )
     assert not out_dir.exists()
+
+
+def test_a_bad_value_in_the_parameters_cell_is_named_in_a_kernel(tmp_path):
+    cells = code_cells()
+    with Kernel(lesson_environment(tmp_path)) as kernel:
+        kernel.run(cells[0])
+        kernel.run(cells[cell_index("epochs = 1", cells)].replace("lr = 0.02 ", "lr = -1 "))
+        status, outputs = kernel.run(cells[cell_index("tools.describe(settings)", cells)])
+    assert status == "error"
+    message = " ".join(str(output.get("evalue", "")) for output in outputs)
+    assert "lr in the parameters cell" in message and "above 0" in message
+    assert not (tmp_path / "mnist_cnn.pt").exists()
 
 
 def test_asking_for_a_missing_gpu_names_the_devices_there(tmp_path):
     import torch
+
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    finished = run_lesson("--device", "cuda", "--sample", cwd=tmp_path, environment=lesson_environment(tmp_path))
+    finished = run_lesson(
+        "--device", "cuda", "--sample", cwd=tmp_path, environment=lesson_environment(tmp_path)
+    )
     assert finished.returncode == 2 and "Traceback" not in finished.stderr
     assert "available: " in finished.stderr and "cpu" in finished.stderr.split("available: ")[1]
 
 
 def test_help_lists_every_setting(tmp_path):
+    import mnistlab_tools
+
     finished = run_lesson("--help", cwd=tmp_path, environment=lesson_environment(tmp_path))
     assert finished.returncode == 0
-    for option in ["--epochs", "--batch-size", "--lr", "--seed", "--device", "--data-dir", "--sample", "--out-dir"]:
-        assert option in finished.stdout
-    assert "{auto,cuda,mps,cpu}" in finished.stdout and "MNISTLAB_EPOCHS" in finished.stdout
+    text = " ".join(finished.stdout.split())  # as wide as the terminal is
+    for _, usage, *_ in mnistlab_tools.SETTINGS:
+        option = usage.split()[0]
+        assert option in text and mnistlab_tools.environment_name(option) in text
+    assert "--device {auto,cuda,mps,cpu}" in text and "--dataset {mnist,fashion}" in text
+    assert "(now: 1; MNISTLAB_EPOCHS)" in text and "--epochs N" in text

@@ -1,0 +1,776 @@
+"""What keeps the lesson in mnistlab.py robust, so that the lesson itself can tell its story.
+
+Settings from the parameters cell, the environment and the command line; the device; finding,
+downloading and checking the data; writing files whole; showing and saving figures; Ctrl-C;
+TensorBoard; checkpoints; and reading photos. Every function takes what it uses as arguments.
+This module never imports the lesson.
+
+Run as a script, it copies the lesson's cells marked #@save into mnistlab_saved.py:
+
+    python mnistlab_tools.py export
+"""
+
+import argparse
+import ast
+import gzip
+import os
+import signal
+import sys
+import tempfile
+import urllib.request
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torchvision import datasets
+from tqdm import tqdm
+
+IN_NOTEBOOK = "ipykernel" in sys.modules
+if not IN_NOTEBOOK:
+    matplotlib.use("Agg")  # an SSH terminal has no screen: figures go to files, not windows
+
+HERE = Path(__file__).resolve().parent
+SAMPLE_DIR = HERE / "sample"
+LESSON = HERE / "mnistlab.py"
+SAVED_MODULE = HERE / "mnistlab_saved.py"
+
+
+def stop(message):
+    """End the lesson with one plain line: exit status 2 in a terminal, an error in a kernel."""
+    if IN_NOTEBOOK:
+        raise SystemExit(message)
+    print(f"mnistlab: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def readable(path):
+    """A path as a learner would type it: relative to the current folder when inside it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# Datasets
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset the lesson can train on: torchvision's class for it, its classes, what it holds."""
+
+    torchvision_class: type
+    class_names: list
+    items: str  # what the learner calls one image of it
+
+    @property
+    def name(self):
+        return self.torchvision_class.__name__
+
+
+DATASETS = {
+    "mnist": DatasetInfo(datasets.MNIST, [str(digit) for digit in range(10)], "digits"),
+    "fashion": DatasetInfo(datasets.FashionMNIST, datasets.FashionMNIST.classes, "images"),
+}
+
+# Each file: the number at its start that says what it holds, how many items, the bytes before them.
+IDX_FILES = {
+    "train-images-idx3-ubyte": (2051, 60_000, 16),
+    "train-labels-idx1-ubyte": (2049, 60_000, 8),
+    "t10k-images-idx3-ubyte": (2051, 10_000, 16),
+    "t10k-labels-idx1-ubyte": (2049, 10_000, 8),
+}
+
+
+def idx_problem(path, magic, count, header):
+    """Why the file at `path` is not the whole dataset file it should be, or None if it is."""
+    size = header + count * (28 * 28 if magic == 2051 else 1)
+    actual = path.stat().st_size
+    with path.open("rb") as file:
+        first_bytes = file.read(8)
+    if actual != size:
+        return (
+            f"{path.name} is damaged or incomplete ({actual:,} bytes; the whole file has {size:,})"
+        )
+    if first_bytes != magic.to_bytes(4, "big") + count.to_bytes(4, "big"):
+        return f"{path.name} has the right size but is not the file of that name (it starts wrong)"
+    return None
+
+
+def data_problems(raw_dir):
+    """One line for each dataset file in raw_dir that is there but not whole."""
+    return [
+        problem
+        for name, layout in IDX_FILES.items()
+        if (raw_dir / name).is_file()
+        for problem in [idx_problem(raw_dir / name, *layout)]
+        if problem
+    ]
+
+
+def unpack(packed, path, layout):
+    """Unpack a .gz into `path` through a partial file, which is renamed only once it checks out."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with gzip.open(packed) as source, partial.open("wb") as target:
+            while chunk := source.read(1 << 20):
+                target.write(chunk)
+        problem = idx_problem(partial, *layout)
+        if problem:
+            raise ValueError(problem.replace(partial.name, packed.name + " unpacked"))
+        os.replace(partial, path)
+    except (OSError, EOFError, zlib.error) as error:
+        raise ValueError(f"{packed.name} is damaged or incomplete ({error})") from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def fetch(url, path):
+    """Download `url` to `path`, whole or not at all."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with urllib.request.urlopen(url, timeout=20) as response, partial.open("wb") as target:
+            while chunk := response.read(1 << 20):
+                target.write(chunk)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def download(raw_dir, mirrors):
+    """Fetch and unpack each missing file; a .gz already there (fetched by hand, say) is used."""
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    for name, layout in IDX_FILES.items():
+        path, packed = raw_dir / name, raw_dir / f"{name}.gz"
+        if path.is_file():
+            continue
+        if not packed.is_file():
+            errors = []
+            for mirror in mirrors:
+                try:
+                    fetch(mirror + packed.name, packed)
+                    break
+                except (OSError, ValueError) as error:
+                    errors.append(f"{mirror}: {getattr(error, 'reason', None) or error}")
+            else:
+                raise ConnectionError("; ".join(errors))
+        unpack(packed, path, layout)
+
+
+def find_data(info, data_dir, sample, mirror=""):
+    """The folder to read the dataset from: data_dir, once its files are there and whole, or the
+    sample.
+
+    Missing files are downloaded into data_dir/NAME/raw/. Without a network the lesson goes on with
+    the committed sample and says how to fetch the files by hand. A damaged file is never deleted:
+    the lesson stops and says which file it is and what to do."""
+    if sample:
+        return SAMPLE_DIR
+    raw_dir = Path(data_dir) / info.name / "raw"
+    problems = data_problems(raw_dir)
+    if problems:
+        stop(
+            f"{info.name} in {readable(raw_dir)} cannot be used: {'; '.join(problems)}. Delete the "
+            f"file to download it again, copy a whole one there, or use --sample."
+        )
+    mirrors = [mirror.rstrip("/") + "/"] if mirror else info.torchvision_class.mirrors
+    try:
+        download(raw_dir, mirrors)
+    except ValueError as error:
+        stop(
+            f"{info.name} in {readable(raw_dir)} cannot be used: {error}. Delete the file to "
+            f"download it again, copy a whole one there, or use --sample."
+        )
+    except OSError as error:  # no network, a refused connection, a folder that cannot be written
+        reason = error.strerror or error
+        print(
+            f"Could not download {info.name} into {readable(raw_dir)} ({reason}).\n"
+            f"To use the full dataset, fetch these four files on a machine with internet access\n"
+            f"  {'  '.join(name + '.gz' for name in IDX_FILES)}\n"
+            f"from {mirrors[0]} and copy them into\n"
+            f"  {raw_dir.resolve()}\n"
+            f"(or name a folder that holds {info.name}/raw/ with --data-dir).\n"
+            f"Going on with the small sample in {readable(SAMPLE_DIR)}/: the accuracy will be "
+            f"lower than on the full dataset.\n"
+        )
+        return SAMPLE_DIR
+    return Path(data_dir)
+
+
+# Settings
+
+
+class SettingsError(Exception):
+    pass
+
+
+def whole_number(minimum):
+    def read(value):
+        text = str(value).strip()
+        if isinstance(value, bool) or not text.isdigit() or int(text) < minimum:
+            raise ValueError(f"{value!r} is not allowed: use a whole number of {minimum} or more")
+        return int(text)
+
+    return read
+
+
+def positive_number(value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not 0 < number < float("inf"):
+        raise ValueError(f"{value!r} is not allowed: use a number above 0, such as 0.01")
+    return number
+
+
+SWITCH_WORDS = {"1": True, "true": True, "yes": True, "on": True,
+                "0": False, "false": False, "no": False, "off": False}
+
+
+def switch(value):
+    word = str(value).strip().lower()
+    if word not in SWITCH_WORDS:
+        raise ValueError(f"{value!r} is not allowed: use True or False (1 or 0)")
+    return SWITCH_WORDS[word]
+
+
+def one_of(choices):
+    def read(value):
+        if value not in choices:
+            raise ValueError(f"{value!r} is not allowed: use one of {', '.join(choices)}")
+        return value
+
+    return read
+
+
+def folder(value):
+    if not str(value).strip():
+        raise ValueError("an empty name is not allowed: name a folder, such as outputs")
+    return Path(value).expanduser()
+
+
+def text(value):
+    return str(value).strip()
+
+
+def photo_paths(value):
+    parts = str(value).split(os.pathsep) if isinstance(value, (str, Path)) else list(value)
+    paths = [Path(part).expanduser() for part in map(str, parts) if part.strip()]
+    for path in paths:
+        if not path.is_file():
+            raise ValueError(f"{str(path)!r} is not allowed: there is no such file")
+    return paths
+
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+# The name in the parameters cell; the option and what it takes (its environment variable is
+# MNISTLAB_ and the option's name in capitals); how to read a value; what the setting does.
+SETTINGS = [
+    ("epochs", "--epochs N", whole_number(1), "passes over the training data"),
+    ("batch_size", "--batch-size N", whole_number(1), "images per training step"),
+    ("lr", "--lr X", positive_number, "peak learning rate of the one-cycle schedule"),
+    ("seed", "--seed N", whole_number(0), "random seed: the same seed gives the same result"),
+    ("channels", "--channels N", whole_number(1), "feature maps of the first convolution"),
+    ("augment", "--augment", switch, "shift each batch of training images by up to 2 pixels"),
+    ("device_name", "--device {auto,cuda,mps,cpu}", one_of(DEVICES), "where to train: auto "
+     "takes cuda, then mps, then cpu"),
+    ("dataset", "--dataset {mnist,fashion}", one_of(tuple(DATASETS)), "mnist for digits, "
+     "fashion for clothes"),
+    ("data_dir", "--data-dir DIR", folder, "folder of the data, downloaded into it if missing"),
+    ("mirror", "--mirror URL", text, "where to download the data from, if not the official one"),
+    ("sample", "--sample", switch, "train and test on the small sample in sample/"),
+    ("out_dir", "--out-dir DIR", folder, "folder for the figures and the trained network"),
+    ("tensorboard", "--tensorboard", switch, "log the training to runs/ for TensorBoard"),
+    ("photos", "--photos", photo_paths, "photos of handwritten digits to read at the end"),
+]
+
+
+def environment_name(option):
+    return "MNISTLAB_" + option.lstrip("-").replace("-", "_").upper()
+
+
+class SettingsParser(argparse.ArgumentParser):
+    def error(self, message):
+        if "--predict" in message:
+            message += (
+                ". To read photos with the network saved last time, run: python predict.py PHOTO"
+            )
+        raise SettingsError(message)
+
+
+def read_settings(cell, arguments=None, environment=None):
+    """The lesson's settings: a command-line option wins over an MNISTLAB_* variable, which wins
+    over the value in the parameters cell (`cell`, a dict). Relative paths in the cell are taken
+    from the lesson's folder; those typed in a terminal or the environment, from the current
+    folder.
+
+    Returns a namespace of the checked values, with `.origins`: where each value that did not come
+    from the cell came from. A wrong value raises SettingsError naming where it came from."""
+    if arguments is None:
+        # A kernel's own command line (-f kernel.json) is not meant for the lesson.
+        arguments = [] if IN_NOTEBOOK else sys.argv[1:]
+    environment = os.environ if environment is None else environment
+    parser = SettingsParser(
+        prog="python mnistlab.py",
+        allow_abbrev=False,
+        description="Train a small CNN on MNIST, then show which digits it confuses. "
+        "Each option overrides the lesson's parameters cell.",
+        epilog="Each option can also be set by an environment variable, such as "
+        "MNISTLAB_EPOCHS=3; an option wins over the variable.",
+    )
+    origins = {}
+    for name, usage, read, help_text in SETTINGS:
+        option, _, metavar = usage.partition(" ")
+        if name not in cell:
+            raise SettingsError(
+                f"the parameters cell has no {name}: run it again, or restore it from git"
+            )
+        try:
+            value = read(
+                in_lesson_folder(cell[name]) if read in (folder, photo_paths) else cell[name]
+            )
+        except ValueError as error:
+            raise SettingsError(f"{name} in the parameters cell: {error}") from None
+        variable = environment_name(option)
+        if variable in environment:
+            try:
+                value = read(environment[variable])
+            except ValueError as error:
+                raise SettingsError(f"environment variable {variable}: {error}") from None
+            origins[name] = variable
+        if read is switch:
+            parser.add_argument(
+                option,
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=value,
+                help=f"{help_text} (now: {'on' if value else 'off'}; {variable}=1)",
+            )
+        elif read is photo_paths:
+            parser.add_argument(
+                option,
+                dest=name,
+                type=argparse_type(read),
+                nargs="+",
+                default=value,
+                metavar="PATH",
+                help=f"{help_text} ({variable}, paths separated by {os.pathsep!r})",
+            )
+        else:
+            parser.add_argument(
+                option,
+                dest=name,
+                type=argparse_type(read),
+                default=value,
+                metavar=metavar or None,
+                help=f"{help_text} (now: {display(value)}; {variable})",
+            )
+    settings = parser.parse_args(arguments)
+    for name, usage, *_ in SETTINGS:
+        option = usage.split()[0]
+        if any(argument.split("=")[0] in (option, "--no-" + option[2:]) for argument in arguments):
+            origins[name] = option
+    if settings.tensorboard and not tensorboard_installed():
+        raise SettingsError(
+            "--tensorboard: TensorBoard is not installed. Install it with "
+            "'.venv/bin/pip install tensorboard' (or 'pip install tensorboard'), then "
+            "run again"
+        )
+    if settings.photos and isinstance(settings.photos[0], list):  # a list for each --photos
+        settings.photos = [path for paths in settings.photos for path in paths]
+    settings.origins = origins
+    return settings
+
+
+def tensorboard_installed():
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+def in_lesson_folder(value):
+    """A path of the parameters cell (or a list of them), taken from the lesson's folder."""
+    if isinstance(value, (list, tuple)):
+        return [in_lesson_folder(item) for item in value]
+    return HERE / Path(value).expanduser() if str(value).strip() else value
+
+
+def argparse_type(read):
+    def convert(value):
+        try:
+            return read(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    convert.__name__ = read.__name__
+    return convert
+
+
+def display(value):
+    if value == "":
+        return '""'
+    if isinstance(value, Path):
+        return readable(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(display(item) for item in value) + "]"
+    return str(value)
+
+
+def describe(settings):
+    """A line of every setting, paths as typed, saying which came from elsewhere than the cell."""
+    line = ", ".join(f"{name}={display(getattr(settings, name))}" for name, *_ in SETTINGS)
+    if settings.origins:
+        line += (
+            "\n  (from "
+            + ", ".join(f"{origin}: {name}" for name, origin in settings.origins.items())
+            + "; these win over the parameters cell)"
+        )
+    return "Settings: " + line
+
+
+def settings_or_stop(cell):
+    """read_settings, ending in one plain line, exit status 2, when a value is wrong."""
+    try:
+        return read_settings(cell)
+    except SettingsError as error:
+        stop(f"{error}. Run python mnistlab.py --help to see the settings.")
+
+
+# The device
+
+
+def pick_device(name):
+    """The torch.device to train on, set up so that the same seed gives the same result on it."""
+    available = [
+        kind
+        for kind, present in [
+            ("cuda", torch.cuda.is_available()),
+            ("mps", torch.backends.mps.is_available()),
+            ("cpu", True),
+        ]
+        if present
+    ]
+    if name != "auto" and name not in available:
+        stop(
+            f"--device {name} was asked for, but PyTorch sees no such device here; "
+            f"available: {', '.join(available)}. Use --device auto."
+        )
+    device = torch.device(available[0] if name == "auto" else name)
+    if device.type == "cpu" and hasattr(os, "sched_getaffinity"):
+        # A job scheduler or taskset may allow fewer cores than the machine has: use only those.
+        torch.set_num_threads(min(torch.get_num_threads(), len(os.sched_getaffinity(0))))
+    if device.type == "cuda":
+        # cuDNN would otherwise time several algorithms and keep the fastest, which varies by run.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return device
+
+
+def describe_device(device):
+    if device.type == "cuda":
+        return f"Training on {device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"Training on cpu with {torch.get_num_threads()} threads"
+    return f"Training on {device}"
+
+
+# Files and figures
+
+
+def save_file(path, write):
+    """Write a file whole or not at all; say so, rather than fail, when it cannot be written."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        write(partial)
+        os.replace(partial, path)
+        return True
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        print(f"Warning: could not save {readable(path)} ({error.strerror or error}).")
+        return False
+
+
+class Figures:
+    """Saves each figure as a PNG in out_dir and, in a notebook, shows it under the cell."""
+
+    def __init__(self, out_dir):
+        self.out_dir = Path(out_dir)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=self.out_dir).close()
+            self.can_save = True
+        except OSError as error:
+            print(
+                f"Warning: cannot write to {readable(self.out_dir)} ({error.strerror}). The lesson "
+                f"goes on, but its figures and the trained model will not be saved. Choose another "
+                f"folder with --out-dir or MNISTLAB_OUT_DIR."
+            )
+            self.can_save = False
+
+    def show(self, figure, name):
+        path = self.out_dir / f"{name}.png"
+        if self.can_save and save_file(
+            path,
+            lambda partial: figure.savefig(partial, format="png", dpi=120, bbox_inches="tight"),
+        ):
+            print(f"Saved the figure {readable(path)}")
+        if IN_NOTEBOOK:
+            plt.show()
+        else:
+            plt.close(figure)
+
+
+def digit_grid(images, captions, title, color="black"):
+    """A figure of small images in rows, each with a caption above it."""
+    # One picture of many small images draws several times faster than one plot per image.
+    # Class names, such as "Ankle boot → Sneaker", need wider columns than digits.
+    wide = max(len(caption) for caption in captions) > 8
+    columns, inches = (6, 1.8) if wide else (10, 1)
+    rows = -(-len(images) // columns)
+    figure, ax = plt.subplots(figsize=(columns * inches, (1.2 * rows + 0.3) * inches))
+    for position, (image, caption) in enumerate(zip(images, captions, strict=True)):
+        row, column = divmod(position, columns)
+        ax.imshow(
+            np.asarray(image),
+            cmap="gray_r",
+            extent=(34 * column, 34 * column + 28, -40 * row - 28, -40 * row),
+        )
+        ax.text(
+            34 * column + 14,
+            -40 * row + 2,
+            caption,
+            ha="center",
+            va="bottom",
+            color=color,
+            fontsize=9 if wide else 10,
+        )
+    ax.set(xlim=(-3, 34 * columns - 3), ylim=(-40 * rows + 8, 12), title=title)
+    ax.axis("off")
+    return figure
+
+
+def readings_figure(images, probabilities, names):
+    """A prepared photo beside the bars of its ten probabilities; many photos, a grid of guesses."""
+    best = probabilities.argmax(dim=1).tolist()
+    if len(images) > 4:
+        captions = [
+            f"{guess} ({probabilities[i, guess] * 100:.0f} %)" for i, guess in enumerate(best)
+        ]
+        return digit_grid(
+            images, captions, "Your digits as the network sees them, with its guesses"
+        )
+    figure, axes = plt.subplots(
+        len(images),
+        2,
+        figsize=(8, 2.2 * len(images)),
+        squeeze=False,
+        layout="constrained",
+        gridspec_kw={"width_ratios": [1, 2.5]},
+    )
+    for (picture, bars), image, row, guess, name in zip(
+        axes, images, probabilities, best, names, strict=True
+    ):
+        picture.imshow(np.asarray(image), cmap="gray")
+        picture.set(title=f"{name}, prepared", xticks=[], yticks=[])
+        bars.bar(
+            range(10),
+            (row * 100).tolist(),
+            color=["firebrick" if d == guess else "lightsteelblue" for d in range(10)],
+        )
+        bars.set(
+            xticks=range(10), ylim=(0, 100), ylabel="probability (%)", title=f"best guess: {guess}"
+        )
+    return figure
+
+
+# Training
+
+
+def progress(batches, description):
+    """A progress bar over the batches, or none without a description. In a notebook it goes to
+    stdout: Jupyter colours whatever comes on stderr as an error."""
+    return tqdm(
+        batches,
+        desc=description,
+        unit="batch",
+        mininterval=1,
+        disable=not description,
+        file=sys.stdout if IN_NOTEBOOK else sys.stderr,
+    )
+
+
+class StopRequest:
+    """While active, a first Ctrl-C sets `requested` and a second one interrupts at once."""
+
+    def __enter__(self):
+        self.requested = False
+        try:
+            self.previous = signal.signal(signal.SIGINT, self.request)
+        except ValueError:  # not the main thread, as under some debuggers: Ctrl-C works as usual
+            self.previous = None
+        return self
+
+    def request(self, *_):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *_):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def tensorboard_writer(log_dir, model, images):
+    """A TensorBoard SummaryWriter in log_dir, with some training images and the network's graph."""
+    from torch.utils.tensorboard import SummaryWriter  # only here: it needs the tensorboard package
+
+    writer = SummaryWriter(log_dir)
+    pictures = images[:32]
+    writer.add_images(
+        "training images", (pictures - pictures.min()) / (pictures.max() - pictures.min())
+    )
+    with warnings.catch_warnings():  # add_graph traces with torch.jit, which warns it is deprecated
+        warnings.simplefilter("ignore", FutureWarning)
+        writer.add_graph(model.eval(), images[:8])
+    return writer
+
+
+# Checkpoints
+
+
+class CheckpointError(Exception):
+    pass
+
+
+def save_checkpoint(path, model, channels, dataset, class_names, mean, std):
+    """The weights and what it takes to use them, written whole or not at all."""
+    checkpoint = {
+        "weights": model.state_dict(),
+        "channels": channels,
+        "dataset": dataset,
+        "class_names": list(class_names),
+        "mean": float(mean),
+        "std": float(std),
+    }
+    return save_file(path, lambda partial: torch.save(checkpoint, partial))
+
+
+def load_checkpoint(path, network_class, device):
+    """(model, checkpoint): a network_class(channels) with the saved weights, and what was saved
+    with them; or a CheckpointError that says why they do not load."""
+    try:
+        # weights_only: tensors, numbers and strings alone: a file from elsewhere cannot run code
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"There is no checkpoint at {readable(path)}: run the lesson to train and save one."
+        ) from None
+    except Exception as error:  # torch reports a damaged file in many ways; one sentence is enough
+        raise CheckpointError(
+            f"{readable(path)} is damaged, incomplete, or not a PyTorch checkpoint "
+            f"({str(error).splitlines()[0][:120]}). Delete it and run the lesson "
+            f"again."
+        ) from None
+    if not isinstance(checkpoint, dict) or not {
+        "weights",
+        "channels",
+        "dataset",
+        "mean",
+        "std",
+    } <= set(checkpoint):
+        raise CheckpointError(
+            f"{readable(path)} holds weights alone, without the settings they were "
+            f"trained with (an older lesson saved it so). Run the lesson again to "
+            f"save a new one."
+        )
+    model = network_class(checkpoint["channels"]).to(device, memory_format=torch.channels_last)
+    try:
+        model.load_state_dict(checkpoint["weights"])
+    except (RuntimeError, TypeError, AttributeError) as error:
+        raise CheckpointError(
+            f"{readable(path)} holds the weights of a different network, which do not "
+            f"fit {network_class.__name__} ({str(error).splitlines()[-1].strip()[:120]})."
+            f" Run the lesson again to save a matching one."
+        ) from None
+    return model.eval(), checkpoint
+
+
+def checkpoint_path(out_dir, dataset):
+    """Each dataset has its own checkpoint, so that training on one never replaces the other's."""
+    return Path(out_dir) / f"{dataset}_cnn.pt"
+
+
+# Photos
+
+
+def open_photo(path):
+    """A photo or scan as a Pillow image, or a ValueError that says in a few words why not."""
+    try:
+        photo = Image.open(path)
+        photo.load()
+    except FileNotFoundError:
+        raise ValueError("there is no such file") from None
+    except UnidentifiedImageError:
+        raise ValueError("this is not an image that Pillow can read (use PNG or JPEG)") from None
+    return photo
+
+
+def prepare_photos(paths, prepare):
+    """The photos at `paths`, each made into a digit by `prepare`, as one tensor. A photo that
+    cannot be read or prepared ends the lesson with one line that names it and says why."""
+    digits = []
+    for path in paths:
+        try:
+            digits.append(prepare(open_photo(path)))
+        except ValueError as error:
+            stop(f"{readable(path)}: {error}")
+    return torch.stack(digits)
+
+
+# Keeping mnistlab_saved.py in step with the lesson
+
+
+def saved_source(lesson=LESSON):
+    """The text of mnistlab_saved.py: the lesson's imports that the cells marked #@save use, then
+    those cells, in the lesson's order."""
+    import jupytext  # only the export needs it
+
+    cells = [cell.source for cell in jupytext.read(lesson).cells if cell.cell_type == "code"]
+    saved = [source.split("\n", 1)[1].strip() for source in cells if source.startswith("#@save\n")]
+    body = "\n\n\n".join(saved)
+    used = {node.id for node in ast.walk(ast.parse(body)) if isinstance(node, ast.Name)}
+    imports = [
+        ast.get_source_segment(source, node)
+        for source in cells
+        for node in ast.parse(source).body
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        and any((alias.asname or alias.name.split(".")[0]) in used for alias in node.names)
+    ]
+    docstring = (
+        '"""The network, its training and the photo preparation, as the lesson defines them.\n\n'
+        "Generated from the cells of mnistlab.py that start with #@save, by\n"
+        "`python mnistlab_tools.py export`: edit the lesson, then run that. predict.py, the\n"
+        "benchmark and the tests import it, so that none of them runs or reads the lesson.\n"
+        '"""\n'
+    )
+    imports = "\n".join(imports).replace("\nimport mnistlab_tools", "\n\nimport mnistlab_tools")
+    return f"{docstring}{imports}\n\n\n{body}\n"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["export"]:
+        sys.exit(__doc__)
+    SAVED_MODULE.write_text(saved_source())
+    print(f"Wrote {readable(SAVED_MODULE)} from the cells of {readable(LESSON)} marked #@save.")

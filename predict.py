@@ -1,0 +1,73 @@
+"""Read photos of your own handwritten digits with the network the lesson saved, without training:
+
+    python predict.py my_7.jpg [more photos …]
+
+It loads outputs/mnist_cnn.pt (or the file named by --checkpoint), prepares each photo the way
+the lesson's "Your own handwriting" explains, prints the network's best guess for each, and saves
+the figure your_digits.png beside the checkpoint.
+"""
+
+import os
+from pathlib import Path
+
+import mnistlab_tools as tools
+from mnistlab_saved import DigitNet, prepare_digit, read_digits
+
+
+def read_photos(paths, checkpoint, device):
+    """(digits, probabilities): each photo prepared like an MNIST digit, and the ten probabilities
+    the saved network gives it, with the pixels scaled by the mean and std it was trained with."""
+    model, saved = tools.load_checkpoint(checkpoint, DigitNet, device)
+    if saved["dataset"] != "mnist":
+        raise tools.CheckpointError(
+            f"{tools.readable(checkpoint)} was trained on {saved['dataset']}, whose classes are "
+            f"{', '.join(saved['class_names'][:3])}, …, not digits: name the MNIST network, "
+            f"{tools.readable(tools.checkpoint_path(Path(checkpoint).parent, 'mnist'))}"
+        )
+    digits = tools.prepare_photos(paths, prepare_digit)
+    return digits, read_digits(model, digits, saved["mean"], saved["std"])
+
+
+def main(arguments=None, environment=os.environ):
+    parser = tools.SettingsParser(prog="python predict.py", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "photos",
+        nargs="+",
+        type=Path,
+        metavar="PHOTO",
+        help="photos or scans of one handwritten digit each (PNG, JPEG)",
+    )
+    out_dir = Path(environment.get("MNISTLAB_OUT_DIR") or tools.HERE / "outputs")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=tools.checkpoint_path(out_dir, "mnist"),
+        help="the network saved by the lesson (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=tools.DEVICES,
+        default=environment.get("MNISTLAB_DEVICE", "auto"),
+        help="where to run the network (default: %(default)s)",
+    )
+    try:
+        options = parser.parse_args(arguments)
+    except tools.SettingsError as error:
+        tools.stop(f"{error}. Run python predict.py --help to see how to use it.")
+    device = tools.pick_device(options.device)
+    try:
+        digits, probabilities = read_photos(options.photos, options.checkpoint, device)
+    except tools.CheckpointError as error:
+        tools.stop(str(error))
+    guesses = zip(options.photos, probabilities.argmax(1), probabilities.amax(1), strict=True)
+    for path, guess, chance in guesses:
+        print(f"{tools.readable(path)}: {int(guess)} ({chance * 100:.1f} %)")
+    figures = tools.Figures(options.checkpoint.parent)
+    figures.show(
+        tools.readings_figure(digits, probabilities, [path.name for path in options.photos]),
+        "your_digits",
+    )
+
+
+if __name__ == "__main__":
+    main()

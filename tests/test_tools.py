@@ -1,0 +1,330 @@
+"""Unit tests of mnistlab_tools, the lesson's plumbing: settings, data, files, figures,
+checkpoints."""
+
+import functools
+import http.server
+import threading
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torchvision import datasets
+
+import mnistlab_tools as tools
+from conftest import REPO, lesson_parameters
+from mnistlab_saved import DigitNet
+from test_wrong_turns import write_mnist_like
+
+CELL = lesson_parameters()
+
+
+# Settings
+
+
+def test_the_parameters_cell_gives_the_defaults():
+    settings = tools.read_settings(CELL, [], {})
+    assert (
+        settings.epochs,
+        settings.batch_size,
+        settings.lr,
+        settings.device_name,
+        settings.sample,
+    ) == (1, 128, 0.02, "auto", False)
+    # Folders in the cell are taken from the lesson's folder, wherever the lesson is started from.
+    assert settings.data_dir == REPO / "data" and settings.out_dir == REPO / "outputs"
+    assert settings.photos == [REPO / "sample" / "photo_of_a_7.jpg"]
+    assert settings.origins == {}
+
+
+def test_the_environment_overrides_the_cell():
+    settings = tools.read_settings(
+        CELL,
+        [],
+        {
+            "MNISTLAB_EPOCHS": "2",
+            "MNISTLAB_LR": "0.003",
+            "MNISTLAB_SAMPLE": "1",
+            "MNISTLAB_DEVICE": "cpu",
+            "MNISTLAB_DATA_DIR": "/srv/mnist",
+        },
+    )
+    assert (settings.epochs, settings.lr, settings.sample, settings.device_name) == (
+        2,
+        0.003,
+        True,
+        "cpu",
+    )
+    assert settings.data_dir == Path("/srv/mnist")
+    assert settings.origins["epochs"] == "MNISTLAB_EPOCHS" and "batch_size" not in settings.origins
+
+
+def test_options_override_the_environment():
+    settings = tools.read_settings(
+        CELL,
+        ["--epochs", "3", "--no-sample", "--batch-size=64"],
+        {"MNISTLAB_EPOCHS": "2", "MNISTLAB_SAMPLE": "yes", "MNISTLAB_BATCH_SIZE": "32"},
+    )
+    assert (settings.epochs, settings.sample, settings.batch_size) == (3, False, 64)
+    assert settings.origins == {
+        "epochs": "--epochs",
+        "sample": "--sample",
+        "batch_size": "--batch-size",
+    }
+
+
+def test_an_edited_cell_is_read_with_the_same_checks():
+    settings = tools.read_settings(
+        {**CELL, "epochs": 4, "augment": True, "data_dir": "/srv/data"}, [], {}
+    )
+    assert (settings.epochs, settings.augment, settings.data_dir) == (4, True, Path("/srv/data"))
+
+
+def test_paths_typed_in_a_terminal_are_taken_from_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my 7.png").write_bytes(b"")
+    settings = tools.read_settings(CELL, ["--out-dir", "figures here", "--photos", "my 7.png"], {})
+    assert settings.out_dir.resolve() == tmp_path / "figures here"
+    assert settings.photos == [Path("my 7.png")]
+    line = tools.describe(settings)
+    assert (
+        "out_dir=figures here" in line and "photos=[my 7.png]" in line and "PosixPath" not in line
+    )
+
+
+@pytest.mark.parametrize(
+    "cell, arguments, environment, named",
+    [
+        ({}, ["--epochs", "-1"], {}, "--epochs"),
+        ({}, ["--epochs", "0"], {}, "--epochs"),
+        ({}, ["--lr", "fast"], {}, "--lr"),
+        ({}, ["--device", "gpu"], {}, "--device"),
+        ({}, ["--seed", "1.5"], {}, "--seed"),
+        ({}, ["--speed", "2"], {}, "--speed"),
+        ({}, [], {"MNISTLAB_EPOCHS": "abc"}, "MNISTLAB_EPOCHS"),
+        ({}, [], {"MNISTLAB_SAMPLE": "maybe"}, "MNISTLAB_SAMPLE"),
+        ({}, [], {"MNISTLAB_LR": "-0.1"}, "MNISTLAB_LR"),
+        ({}, [], {"MNISTLAB_OUT_DIR": ""}, "MNISTLAB_OUT_DIR"),
+        ({}, [], {"MNISTLAB_PHOTOS": "/no/such/photo.jpg"}, "MNISTLAB_PHOTOS"),
+        ({"epochs": 2.5}, [], {}, "epochs in the parameters cell"),
+        ({"batch_size": True}, [], {}, "batch_size in the parameters cell"),
+        ({"augment": "perhaps"}, [], {}, "augment in the parameters cell"),
+        ({"dataset": "cifar"}, [], {}, "dataset in the parameters cell"),
+    ],
+)
+def test_a_bad_value_is_named_where_it_came_from(cell, arguments, environment, named):
+    with pytest.raises(tools.SettingsError, match=named):
+        tools.read_settings({**CELL, **cell}, arguments, environment)
+
+
+def test_a_missing_parameter_says_to_run_the_cell_again():
+    cell = dict(CELL)
+    del cell["lr"]
+    with pytest.raises(tools.SettingsError, match="the parameters cell has no lr"):
+        tools.read_settings(cell, [], {})
+
+
+def test_the_old_predict_option_points_to_predict_py():
+    with pytest.raises(tools.SettingsError, match="python predict.py PHOTO"):
+        tools.read_settings(CELL, ["--predict", "my_7.jpg"], {})
+
+
+# Data
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *_):
+        pass
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    """A small HTTP server on 127.0.0.1 serving MNIST-shaped .gz files, as the real mirror does."""
+    served = tmp_path / "served"
+    write_mnist_like(served, packed=True)
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=served)
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def test_a_chosen_folder_is_downloaded_into_from_the_mirror(tmp_path, mirror, monkeypatch):
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    chosen = tmp_path / "chosen"
+    assert tools.find_data(tools.DATASETS["mnist"], chosen, False, mirror) == chosen
+    raw_dir = chosen / "MNIST" / "raw"
+    assert tools.data_problems(raw_dir) == [] and not list(raw_dir.glob(".*"))
+    assert sorted(
+        path.name for path in raw_dir.iterdir() if not path.name.endswith(".gz")
+    ) == sorted(tools.IDX_FILES)
+    split = datasets.MNIST(chosen, train=False)
+    assert split.data.shape == (10_000, 28, 28)
+
+
+def test_without_the_mirror_the_sample_is_used_and_the_advice_names_the_folder(tmp_path, capsys):
+    chosen = tmp_path / "chosen"
+    folder = tools.find_data(tools.DATASETS["fashion"], chosen, False, "http://127.0.0.1:9/")
+    assert folder == tools.SAMPLE_DIR
+    advice = capsys.readouterr().out
+    assert "Could not download FashionMNIST" in advice and "http://127.0.0.1:9/" in advice
+    assert str((chosen / "FashionMNIST" / "raw").resolve()) in advice and "--data-dir" in advice
+
+
+def test_gz_files_fetched_by_hand_are_unpacked_without_a_network(tmp_path):
+    write_mnist_like(tmp_path / "MNIST" / "raw", packed=True)
+    assert (
+        tools.find_data(tools.DATASETS["mnist"], tmp_path, False, "http://127.0.0.1:9/") == tmp_path
+    )
+    assert tools.data_problems(tmp_path / "MNIST" / "raw") == []
+
+
+def test_the_file_check_names_what_is_wrong(tmp_path):
+    write_mnist_like(tmp_path)
+    assert tools.data_problems(tmp_path) == []
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(b"\x00" * 100)
+    assert tools.data_problems(tmp_path) == [
+        "train-labels-idx1-ubyte is damaged or incomplete (100 bytes; the whole file has 60,008)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "name, train, size",
+    [
+        ("MNIST", True, 2000),
+        ("MNIST", False, 500),
+        ("FashionMNIST", True, 2000),
+        ("FashionMNIST", False, 500),
+    ],
+)
+def test_the_committed_sample_is_balanced_real_data(name, train, size):
+    split = getattr(datasets, name)(tools.SAMPLE_DIR, train=train, download=False)
+    assert split.data.shape == (size, 28, 28) and split.data.dtype == torch.uint8
+    assert split.targets.dtype == torch.int64
+    assert split.targets.bincount().tolist() == [size // 10] * 10
+    assert 0.10 < split.data.float().div(255).mean() < 0.35  # light on a black background
+
+
+def test_the_sample_is_small_and_documented():
+    files = list((tools.SAMPLE_DIR / "MNIST" / "raw").iterdir())
+    assert sum(f.stat().st_size for f in files) < 2_000_000
+    assert "t10k-images-idx3-ubyte" in (tools.SAMPLE_DIR / "README.md").read_text()
+
+
+# Files and figures
+
+
+def test_a_file_is_written_whole_or_not_at_all(tmp_path):
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"the previous, whole file")
+
+    def write_half_then_fail(partial):
+        partial.write_bytes(b"half a fi")
+        raise OSError(28, "No space left on device")
+
+    assert tools.save_file(path, write_half_then_fail) is False
+    assert path.read_bytes() == b"the previous, whole file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+def test_many_photos_make_a_compact_grid(tmp_path):
+    digits = datasets.MNIST(tools.SAMPLE_DIR, train=False).data[:200].float() / 255
+    probabilities = torch.rand(200, 10).softmax(dim=1)
+    figure = tools.readings_figure(digits, probabilities, [f"photo_{i}.jpg" for i in range(200)])
+    width, height = figure.get_size_inches()
+    assert width <= 12 and height <= 30  # one row of ten a little over an inch tall
+    tools.Figures(tmp_path).show(figure, "your_digits")
+    assert (tmp_path / "your_digits.png").stat().st_size < 1_500_000
+
+
+def test_a_few_photos_show_their_probabilities():
+    figure = tools.readings_figure(
+        torch.rand(2, 28, 28), torch.rand(2, 10).softmax(dim=1), ["a.jpg", "b.jpg"]
+    )
+    assert len(figure.axes) == 4 and figure.axes[1].get_title().startswith("best guess: ")
+
+
+def test_tensorboard_logs_without_deprecation_warnings(tmp_path):
+    pytest.importorskip("tensorboard")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        writer = tools.tensorboard_writer(tmp_path / "run", DigitNet(), torch.randn(8, 1, 28, 28))
+        writer.close()
+    assert not [
+        w
+        for w in caught
+        if issubclass(w.category, (FutureWarning, DeprecationWarning))
+        and "tensorboard" not in str(w.filename)
+    ], [str(w.message) for w in caught]
+    assert list((tmp_path / "run").iterdir())
+
+
+# Checkpoints
+
+
+def save_example(path, dataset="mnist", mean=0.13, std=0.31):
+    info = tools.DATASETS[dataset]
+    assert tools.save_checkpoint(path, DigitNet(8), 8, dataset, info.class_names, mean, std)
+
+
+def test_a_checkpoint_carries_what_it_takes_to_use_it(tmp_path):
+    path = tools.checkpoint_path(tmp_path, "fashion")
+    save_example(path, "fashion", mean=0.29, std=0.35)
+    model, saved = tools.load_checkpoint(path, DigitNet, torch.device("cpu"))
+    assert path.name == "fashion_cnn.pt" and tools.checkpoint_path(tmp_path, "mnist") != path
+    assert model.features[0].out_channels == 8 and not model.training
+    assert (saved["dataset"], saved["channels"], saved["mean"], saved["std"]) == (
+        "fashion",
+        8,
+        0.29,
+        0.35,
+    )
+    assert saved["class_names"][9] == "Ankle boot"
+
+
+def test_weights_alone_from_an_older_lesson_are_refused_plainly(tmp_path):
+    path = tmp_path / "mnist_cnn.pt"
+    torch.save(DigitNet().state_dict(), path)
+    with pytest.raises(tools.CheckpointError, match="holds weights alone"):
+        tools.load_checkpoint(path, DigitNet, torch.device("cpu"))
+
+
+def test_a_checkpoint_of_another_network_is_refused_plainly(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save(
+        {
+            "weights": nn.Linear(3, 2).state_dict(),
+            "channels": 16,
+            "dataset": "mnist",
+            "class_names": [],
+            "mean": 0.1,
+            "std": 0.3,
+        },
+        path,
+    )
+    with pytest.raises(tools.CheckpointError, match="different network, which do not fit DigitNet"):
+        tools.load_checkpoint(path, DigitNet, torch.device("cpu"))
+
+
+def test_a_truncated_or_missing_checkpoint_is_refused_plainly(tmp_path):
+    whole, cut = tmp_path / "whole.pt", tmp_path / "cut.pt"
+    save_example(whole)
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(
+        tools.CheckpointError, match="damaged, incomplete, or not a PyTorch checkpoint"
+    ):
+        tools.load_checkpoint(cut, DigitNet, torch.device("cpu"))
+    with pytest.raises(tools.CheckpointError, match="There is no checkpoint"):
+        tools.load_checkpoint(tmp_path / "missing.pt", DigitNet, torch.device("cpu"))
+
+
+# The saved cells
+
+
+def test_the_saved_module_holds_the_lessons_save_cells_as_they_stand():
+    assert tools.saved_source() == tools.SAVED_MODULE.read_text(), (
+        "the #@save cells changed: run python mnistlab_tools.py export"
+    )
