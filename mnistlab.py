@@ -37,6 +37,8 @@
 # curious how it works.
 
 # %%
+import mnistlab_tools as tools  # first, so that Ctrl-C in a terminal ends with one line at once
+
 import sys
 import time
 
@@ -49,8 +51,6 @@ from PIL import ImageOps
 from sklearn.metrics import classification_report, confusion_matrix
 from torch import nn
 from torchvision.transforms.functional import pil_to_tensor
-
-import mnistlab_tools as tools
 
 # %% [markdown]
 # ## Parameters
@@ -75,7 +75,7 @@ data_dir = "data"         # the data goes in MNIST/raw/ in this folder, download
 mirror = ""               # where to download the data from, if not the official address
 sample = False            # True: train and test on the small sample in sample/, in seconds
 out_dir = "outputs"       # where the figures and the trained network are saved
-tensorboard = False       # True: log the training to runs/ for TensorBoard
+tensorboard = False       # True: log the training to runs/ in out_dir, for TensorBoard
 photos = ["sample/photo_of_a_7.jpg"]  # photos of handwritten digits to read at the end
 
 # %% [markdown]
@@ -100,10 +100,13 @@ figures = tools.Figures(settings.out_dir)
 # Everything we build later is moved to this `device`. On a CPU, PyTorch
 # runs one thread per usable core. On a GPU, `pick_device` also turns off the
 # fastest-but-variable convolution routines, so that a seed repeats exactly.
+# `check_memory` stops the lesson now if a network of `channels` trained on
+# batches of `batch_size` would not fit in the device's free memory.
 
 # %%
 device = tools.pick_device(settings.device_name)
 print(tools.describe_device(device))
+tools.check_memory(device, settings.channels, settings.batch_size)
 
 # %% [markdown]
 # ## The data
@@ -259,9 +262,13 @@ def accuracy(predicted, known):
 # cell again starts over from a fresh network, and the same seed gives the
 # same result. Ctrl-C, or the notebook's Interrupt button, stops training
 # after the current batch and keeps the network as it stands, so the cells
-# below still work. With `tensorboard`, the loss of each batch, the loss and
-# test accuracy of each epoch, some training images and the network's graph
-# go to `runs/`, for TensorBoard to draw while it trains.
+# below still work; in a terminal the lesson goes on to draw its figures and
+# save the network, and a second Ctrl-C ends it at once. A network that is
+# not learning (a loss that is no longer a number, or accuracy no better
+# than guessing) stops the training with an explanation. With `tensorboard`,
+# the loss of each batch, the loss and test accuracy of each epoch, some
+# training images and the network's graph go to `runs/` in `out_dir`, for
+# TensorBoard to draw while it trains.
 
 # %%
 torch.manual_seed(settings.seed)
@@ -272,8 +279,8 @@ scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr,
                                                 total_steps=settings.epochs * steps_per_epoch)
 history = {"loss": [], "accuracy": []}
 run_name = f"{settings.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
-writer = tools.tensorboard_writer(tools.HERE / "runs" / run_name, model, train_images) \
-    if settings.tensorboard else None
+writer = tools.tensorboard_writer(settings.out_dir / "runs" / run_name, model, train_images) \
+    if settings.tensorboard and figures.can_save else None
 start = time.perf_counter()
 with tools.StopRequest() as ctrl_c:
     for epoch in range(1, settings.epochs + 1):
@@ -288,16 +295,18 @@ with tools.StopRequest() as ctrl_c:
             writer.add_scalar("accuracy/test", history["accuracy"][-1], epoch)
         print(f"epoch {epoch}: training loss {epoch_loss:.4f}, "
               f"test accuracy {history['accuracy'][-1]:.2f} %")
-        if ctrl_c.requested:
-            print(f"Stopped by Ctrl-C in epoch {epoch} of {settings.epochs}, after {len(losses)} "
-                  f"of {steps_per_epoch} batches. The network keeps what it has learned so far.")
+        trouble = None if ctrl_c.requested else tools.training_trouble(
+            epoch, epoch_loss, history["accuracy"][-1], len(class_names), settings.lr,
+            steps_per_epoch)
+        if trouble or ctrl_c.requested:
+            print(trouble or f"Stopped by Ctrl-C in epoch {epoch} of {settings.epochs}, after "
+                  f"{len(losses)} of {steps_per_epoch} batches. The network keeps what it has "
+                  f"learned so far.")
             break
 training_seconds = time.perf_counter() - start
 if writer:
     writer.close()
     print(f"TensorBoard log: {tools.readable(writer.log_dir)}")
-if ctrl_c.requested and not tools.IN_NOTEBOOK:
-    sys.exit(130)
 
 # %% [markdown]
 # ## The learning curve
@@ -310,7 +319,8 @@ if ctrl_c.requested and not tools.IN_NOTEBOOK:
 batches_done = pd.RangeIndex(1, len(history["loss"]) + 1)
 steps = pd.Series(history["loss"], index=batches_done / steps_per_epoch)
 curve, loss_axis = plt.subplots(figsize=(8, 4))
-loss_axis.plot(steps, color="lightsteelblue", label="training loss, each batch")
+loss_axis.plot(steps, ".-" if len(steps) < 50 else "-", color="lightsteelblue",
+               label="training loss, each batch")
 loss_axis.plot(steps.rolling(max(1, steps_per_epoch // 10), center=True, min_periods=1).mean(),
                color="navy", label="training loss, smoothed")
 loss_axis.set(xlabel="epoch", ylabel="cross-entropy loss", yscale="log", title="Learning curve")
@@ -386,12 +396,16 @@ if len(wrong):
 # with), one file per dataset. It is written whole or not at all, and loaded
 # with `weights_only=True`, so that a checkpoint from elsewhere cannot run
 # code. Loaded into a fresh network, the weights must give exactly the same
-# accuracy.
+# accuracy. A network that did not learn is not saved, so that it never
+# replaces a good one.
 
 # %%
 checkpoint = tools.checkpoint_path(settings.out_dir, settings.dataset)
-if figures.can_save and tools.save_checkpoint(checkpoint, model, settings.channels,
-                                              settings.dataset, class_names, mean, std):
+if trouble:
+    print(f"Not saved: the network did not learn, and {tools.readable(checkpoint)} keeps what it "
+          f"had.")
+elif figures.can_save and tools.save_checkpoint(checkpoint, model, settings.channels,
+                                                settings.dataset, class_names, mean, std):
     try:
         restored, _ = tools.load_checkpoint(checkpoint, DigitNet, device)
     except tools.CheckpointError as error:
@@ -465,13 +479,15 @@ def read_digits(model, digits, mean, std):
 # %%
 if settings.dataset != "mnist":
     print("Reading handwritten digits needs a network trained on MNIST: set dataset = \"mnist\".")
+elif trouble:
+    print("The network did not learn, so its readings would mean nothing: train it again.")
 elif settings.photos:
-    digits = tools.prepare_photos(settings.photos, prepare_digit)
+    digits, photos_read = tools.prepare_photos(settings.photos, prepare_digit)
     probabilities = read_digits(model, digits, mean, std)
-    for path, guess, chance in zip(settings.photos, probabilities.argmax(1), probabilities.amax(1),
+    for path, guess, chance in zip(photos_read, probabilities.argmax(1), probabilities.amax(1),
                                    strict=True):
         print(f"{tools.readable(path)}: {guess} ({chance * 100:.1f} %)")
-    names = [path.name for path in settings.photos]
+    names = [path.name for path in photos_read]
     figures.show(tools.readings_figure(digits, probabilities, names), "your_digits")
 
 # %% [markdown]
@@ -483,6 +499,8 @@ elif settings.photos:
 print(f"Result: {training_seconds:.2f} s of training on {device}, "
       f"test accuracy {test_accuracy:.2f} % "
       f"on {len(test_labels):,} {'sample' if on_sample else dataset_info.name} test {items}")
+if ctrl_c.requested and not tools.IN_NOTEBOOK:
+    sys.exit(130)  # in a terminal, the exit status says that the run was cut short
 
 # %% [markdown]
 # ## Where to go next

@@ -4,13 +4,12 @@ Generated from the cells of mnistlab.py that start with #@save, by
 `python mnistlab_tools.py export`: edit the lesson, then run that. predict.py, the
 benchmark and the tests import it, so that none of them runs or reads the lesson.
 """
+import mnistlab_tools as tools
 import torch
 import torch.nn.functional as F
 from PIL import ImageOps
 from torch import nn
 from torchvision.transforms.functional import pil_to_tensor
-
-import mnistlab_tools as tools
 
 
 class DigitNet(nn.Module):

@@ -12,8 +12,10 @@ Run as a script, it copies the lesson's cells marked #@save into mnistlab_saved.
 
 import argparse
 import ast
+import codecs
 import gzip
 import os
+import pickle
 import signal
 import sys
 import tempfile
@@ -23,15 +25,43 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-import matplotlib.pyplot as plt
-import numpy as np
-import torch
-from PIL import Image, UnidentifiedImageError
-from torchvision import datasets
-from tqdm import tqdm
-
 IN_NOTEBOOK = "ipykernel" in sys.modules
+# What a terminal cannot print, in plain ASCII: the lesson writes →, × and ± in its messages.
+ASCII = {"→": "->", "×": "x", "±": "+/-", "–": "-", "…": "...", "·": ".", "²": "2"}
+
+
+def in_ascii(error):
+    text = error.object[error.start:error.end]
+    return "".join(ASCII.get(character, "?") for character in text), error.end
+
+
+def end_quietly(kind, error, trace):
+    """In a terminal, Ctrl-C at any moment ends the run with one line, and a closed pipe (as in
+    `python mnistlab.py | head`) ends it silently; anything else is reported as Python does."""
+    if issubclass(kind, KeyboardInterrupt):
+        print("\nmnistlab: stopped by Ctrl-C.", file=sys.stderr, flush=True)
+        os._exit(130)
+    if issubclass(kind, BrokenPipeError):
+        os._exit(141)  # as a program ended by the closed pipe's signal
+    sys.__excepthook__(kind, error, trace)
+
+
+if not IN_NOTEBOOK:
+    codecs.register_error("mnistlab_ascii", in_ascii)
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="mnistlab_ascii")
+    sys.excepthook = end_quietly
+
+# The heavy imports come after, so that Ctrl-C while they load ends quietly too.
+import matplotlib  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image, ImageOps, UnidentifiedImageError  # noqa: E402
+from torchvision import datasets  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
 if not IN_NOTEBOOK:
     matplotlib.use("Agg")  # an SSH terminal has no screen: figures go to files, not windows
 
@@ -92,14 +122,22 @@ def idx_problem(path, magic, count, header):
     """Why the file at `path` is not the whole dataset file it should be, or None if it is."""
     size = header + count * (28 * 28 if magic == 2051 else 1)
     actual = path.stat().st_size
-    with path.open("rb") as file:
-        first_bytes = file.read(8)
+    try:
+        with path.open("rb") as file:
+            first_bytes = file.read(8)
+    except PermissionError:
+        return (f"{path.name} is not readable by you (permission denied): ask its owner "
+                f"(ls -l shows who), or copy the files into a folder of yours and name it with "
+                f"--data-dir")
     if actual != size:
         return (
             f"{path.name} is damaged or incomplete ({actual:,} bytes; the whole file has {size:,})"
         )
     if first_bytes != magic.to_bytes(4, "big") + count.to_bytes(4, "big"):
-        return f"{path.name} has the right size but is not the file of that name (it starts wrong)"
+        kind = path.parent.parent.name  # the dataset's folder: MNIST or FashionMNIST
+        article = "an" if kind == "MNIST" else "a"
+        return (f"{path.name} has the right size but is not {article} {kind} file of that kind "
+                f"(its first bytes differ)")
     return None
 
 
@@ -116,7 +154,7 @@ def data_problems(raw_dir):
 
 def unpack(packed, path, layout):
     """Unpack a .gz into `path` through a partial file, which is renamed only once it checks out."""
-    partial = path.with_name(f".{path.name}.partial")
+    partial = partial_path(path)
     try:
         with gzip.open(packed) as source, partial.open("wb") as target:
             while chunk := source.read(1 << 20):
@@ -133,7 +171,7 @@ def unpack(packed, path, layout):
 
 def fetch(url, path):
     """Download `url` to `path`, whole or not at all."""
-    partial = path.with_name(f".{path.name}.partial")
+    partial = partial_path(path)
     try:
         with urllib.request.urlopen(url, timeout=20) as response, partial.open("wb") as target:
             while chunk := response.read(1 << 20):
@@ -175,10 +213,10 @@ def find_data(info, data_dir, sample, mirror=""):
     raw_dir = Path(data_dir) / info.name / "raw"
     problems = data_problems(raw_dir)
     if problems:
-        stop(
-            f"{info.name} in {readable(raw_dir)} cannot be used: {'; '.join(problems)}. Delete the "
-            f"file to download it again, copy a whole one there, or use --sample."
-        )
+        damaged = any("not readable by you" not in problem for problem in problems)
+        remedy = (" Delete the file to download it again, copy a whole one there, or use --sample."
+                  if damaged else "")
+        stop(f"{info.name} in {readable(raw_dir)} cannot be used: {'; '.join(problems)}.{remedy}")
     mirrors = [mirror.rstrip("/") + "/"] if mirror else info.torchvision_class.mirrors
     try:
         download(raw_dir, mirrors)
@@ -187,7 +225,16 @@ def find_data(info, data_dir, sample, mirror=""):
             f"{info.name} in {readable(raw_dir)} cannot be used: {error}. Delete the file to "
             f"download it again, copy a whole one there, or use --sample."
         )
-    except OSError as error:  # no network, a refused connection, a folder that cannot be written
+    except PermissionError as error:
+        print(
+            f"Cannot download {info.name}: {readable(error.filename or raw_dir)} cannot be "
+            f"written by you. Name a folder you can write with --data-dir (data_dir in the "
+            f"parameters cell), or one that already holds {info.name}/raw/.\n"
+            f"Going on with the small sample in {readable(SAMPLE_DIR)}/: the accuracy will be "
+            f"lower than on the full dataset.\n"
+        )
+        return SAMPLE_DIR
+    except OSError as error:  # no network, a refused connection, a full disk
         reason = error.strerror or error
         print(
             f"Could not download {info.name} into {readable(raw_dir)} ({reason}).\n"
@@ -210,23 +257,29 @@ class SettingsError(Exception):
     pass
 
 
-def whole_number(minimum):
+def whole_number(minimum, maximum):
     def read(value):
         text = str(value).strip()
-        if isinstance(value, bool) or not text.isdigit() or int(text) < minimum:
-            raise ValueError(f"{value!r} is not allowed: use a whole number of {minimum} or more")
+        # isascii: "²" and other digit-like characters pass isdigit() but are no number
+        if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or not (
+            minimum <= int(text) <= maximum
+        ):
+            raise ValueError(f"{value!r} is not allowed: use a whole number from {minimum:,} to "
+                             f"{maximum:,}")
         return int(text)
 
     return read
 
 
-def positive_number(value):
+def learning_rate(value):
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = float("nan")
-    if isinstance(value, bool) or not 0 < number < float("inf"):
-        raise ValueError(f"{value!r} is not allowed: use a number above 0, such as 0.01")
+    # Adam works in 32-bit floats, which end near 3.4e38; past 1,000 training only ever diverges.
+    if isinstance(value, bool) or not 0 < number <= 1000:
+        raise ValueError(f"{value!r} is not allowed: use a number above 0 and at most 1000, such "
+                         f"as 0.01")
     return number
 
 
@@ -264,6 +317,8 @@ def photo_paths(value):
     parts = str(value).split(os.pathsep) if isinstance(value, (str, Path)) else list(value)
     paths = [Path(part).expanduser() for part in map(str, parts) if part.strip()]
     for path in paths:
+        if path.is_dir():
+            raise ValueError(f"{str(path)!r} is not allowed: it is a folder, not a photo")
         if not path.is_file():
             raise ValueError(f"{str(path)!r} is not allowed: there is no such file")
     return paths
@@ -273,11 +328,11 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 # The name in the parameters cell; the option and what it takes (its environment variable is
 # MNISTLAB_ and the option's name in capitals); how to read a value; what the setting does.
 SETTINGS = [
-    ("epochs", "--epochs N", whole_number(1), "passes over the training data"),
-    ("batch_size", "--batch-size N", whole_number(1), "images per training step"),
-    ("lr", "--lr X", positive_number, "peak learning rate of the one-cycle schedule"),
-    ("seed", "--seed N", whole_number(0), "random seed: the same seed gives the same result"),
-    ("channels", "--channels N", whole_number(1), "feature maps of the first convolution"),
+    ("epochs", "--epochs N", whole_number(1, 10_000), "passes over the training data"),
+    ("batch_size", "--batch-size N", whole_number(1, 60_000), "images per training step"),
+    ("lr", "--lr X", learning_rate, "peak learning rate of the one-cycle schedule"),
+    ("seed", "--seed N", whole_number(0, 2**63 - 1), "random seed: the same seed, the same result"),
+    ("channels", "--channels N", whole_number(1, 256), "feature maps of the first convolution"),
     ("augment", "--augment", switch, "shift each batch of training images by up to 2 pixels"),
     ("device_name", "--device {auto,cuda,mps,cpu}", one_of(DEVICES), "where to train: auto "
      "takes cuda, then mps, then cpu"),
@@ -287,7 +342,7 @@ SETTINGS = [
     ("mirror", "--mirror URL", text, "where to download the data from, if not the official one"),
     ("sample", "--sample", switch, "train and test on the small sample in sample/"),
     ("out_dir", "--out-dir DIR", folder, "folder for the figures and the trained network"),
-    ("tensorboard", "--tensorboard", switch, "log the training to runs/ for TensorBoard"),
+    ("tensorboard", "--tensorboard", switch, "log the training to runs/ in the output folder"),
     ("photos", "--photos", photo_paths, "photos of handwritten digits to read at the end"),
 ]
 
@@ -339,7 +394,7 @@ def read_settings(cell, arguments=None, environment=None):
         except ValueError as error:
             raise SettingsError(f"{name} in the parameters cell: {error}") from None
         variable = environment_name(option)
-        if variable in environment:
+        if environment.get(variable, "").strip():  # an empty variable counts as unset
             try:
                 value = read(environment[variable])
             except ValueError as error:
@@ -357,7 +412,7 @@ def read_settings(cell, arguments=None, environment=None):
             parser.add_argument(
                 option,
                 dest=name,
-                type=argparse_type(read),
+                type=argparse_type(read, value),
                 nargs="+",
                 default=value,
                 metavar="PATH",
@@ -367,7 +422,7 @@ def read_settings(cell, arguments=None, environment=None):
             parser.add_argument(
                 option,
                 dest=name,
-                type=argparse_type(read),
+                type=argparse_type(read, value),
                 default=value,
                 metavar=metavar or None,
                 help=f"{help_text} (now: {display(value)}; {variable})",
@@ -405,8 +460,12 @@ def in_lesson_folder(value):
     return HERE / Path(value).expanduser() if str(value).strip() else value
 
 
-def argparse_type(read):
+def argparse_type(read, default):
+    """`read` for argparse; an empty value means the default, as an empty variable does."""
+
     def convert(value):
+        if not value.strip():
+            return default
         try:
             return read(value)
         except ValueError as error:
@@ -439,11 +498,29 @@ def describe(settings):
 
 
 def settings_or_stop(cell):
-    """read_settings, ending in one plain line, exit status 2, when a value is wrong."""
+    """read_settings, ending in one plain line, exit status 2, when a value is wrong. In a kernel
+    the cell stops with that line, and so does every later cell that uses the settings, rather
+    than run on with the values from before."""
     try:
         return read_settings(cell)
     except SettingsError as error:
-        stop(f"{error}. Run python mnistlab.py --help to see the settings.")
+        message = f"{error}. Run python mnistlab.py --help to see the settings."
+        if not IN_NOTEBOOK:
+            stop(message)
+        return BrokenSettings(f"{message} Fix it, then run the parameters cell and the cells "
+                              f"below it again.")
+
+
+class BrokenSettings:
+    """Settings that failed their check: reading any of them stops with the reason."""
+
+    def __init__(self, message):
+        self.message = message
+
+    def __getattr__(self, name):
+        if name == "origins" or any(name == setting for setting, *_ in SETTINGS):
+            stop(self.message)
+        raise AttributeError(name)  # what other tools look for, such as a variable viewer
 
 
 # The device
@@ -478,6 +555,50 @@ def pick_device(name):
     return device
 
 
+def check_memory(device, channels, batch_size):
+    """Stop with one line if training DigitNet(channels) on batches of batch_size would need more
+    memory than the device has free: better now than an allocator's error halfway through."""
+    weights = 25 * channels + 50 * channels**2 + 320 * channels + 4 * channels + 10
+    # Per image, what a training step keeps for the backward pass: the feature maps of each layer.
+    per_image = channels * (24 * 24 + 3 * 12 * 12) + 2 * channels * (8 * 8 + 3 * 4 * 4) + 10
+    needed = 4 * (4 * weights + 3 * batch_size * per_image)  # 4 bytes each; grads, Adam's moments
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+    else:
+        free = available_memory()
+    if free is not None and needed > free:
+        stop(f"a network of {channels} channels trained on batches of {batch_size:,} needs about "
+             f"{needed / 2**30:.1f} GiB, and {device} has {free / 2**30:.1f} GiB free: use a "
+             f"smaller --channels or --batch-size")
+
+
+def available_memory():
+    """Bytes of memory that a new allocation may take on this machine, or None where unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def training_trouble(epoch, loss, accuracy, classes, lr, steps_per_epoch):
+    """A plain explanation if the network is not learning after this epoch (its training
+    diverged, or has barely started), or None if it is."""
+    if not torch.isfinite(torch.tensor(loss)):
+        return (f"Training diverged in epoch {epoch}: the loss became {loss}, so the weights are "
+                f"no longer numbers. The learning rate {lr:g} is far too high for this network: "
+                f"try the default, 0.02, or lower.")
+    chance = 100 / classes
+    if accuracy < 1.5 * chance:
+        advice = (f"a learning rate of {lr:g} makes each step overshoot: try 0.02 or lower"
+                  if lr > 0.1 else f"with only {steps_per_epoch} step{'s' * (steps_per_epoch > 1)} "
+                  f"an epoch it has barely started: try a smaller batch size, or more epochs")
+        return (f"After epoch {epoch} the network does no better than guessing ({accuracy:.1f} % "
+                f"right, where guessing gets {chance:.0f} %): {advice}.")
+    return None
+
+
 def describe_device(device):
     if device.type == "cuda":
         return f"Training on {device} ({torch.cuda.get_device_name(device)})"
@@ -489,16 +610,24 @@ def describe_device(device):
 # Files and figures
 
 
+def partial_path(path):
+    """Where to write `path` until it is whole: a hidden name of this process's own, so that two
+    runs writing the same file never write into each other's."""
+    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+
 def save_file(path, write):
     """Write a file whole or not at all; say so, rather than fail, when it cannot be written."""
-    partial = path.with_name(f".{path.name}.partial")
+    partial = partial_path(path)
     try:
         write(partial)
         os.replace(partial, path)
         return True
-    except OSError as error:
+    except (OSError, RuntimeError) as error:  # torch.save reports a full disk as a RuntimeError
         partial.unlink(missing_ok=True)
-        print(f"Warning: could not save {readable(path)} ({error.strerror or error}).")
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+        print(f"Warning: could not save {readable(path)} ({reason}). Make room, or choose another "
+              f"folder with --out-dir.")
         return False
 
 
@@ -677,19 +806,26 @@ def load_checkpoint(path, network_class, device):
         raise CheckpointError(
             f"There is no checkpoint at {readable(path)}: run the lesson to train and save one."
         ) from None
-    except Exception as error:  # torch reports a damaged file in many ways; one sentence is enough
+    except PermissionError:
         raise CheckpointError(
-            f"{readable(path)} is damaged, incomplete, or not a PyTorch checkpoint "
-            f"({str(error).splitlines()[0][:120]}). Delete it and run the lesson "
-            f"again."
+            f"{readable(path)} is not readable by you (permission denied): ask its owner (ls -l "
+            f"shows who), or run the lesson to save a checkpoint of your own."
         ) from None
-    if not isinstance(checkpoint, dict) or not {
-        "weights",
-        "channels",
-        "dataset",
-        "mean",
-        "std",
-    } <= set(checkpoint):
+    except IsADirectoryError:
+        raise CheckpointError(f"{readable(path)} is a folder, not a checkpoint.") from None
+    except pickle.UnpicklingError:  # what weights_only=True refuses: pickled Python objects
+        raise CheckpointError(
+            f"{readable(path)} holds a whole pickled Python object, not the weights and settings "
+            f"the lesson saves, and such a file could run code when loaded. Run the lesson to "
+            f"save a checkpoint of its own."
+        ) from None
+    except Exception:  # torch reports a damaged file in many ways, none of them for a learner
+        raise CheckpointError(
+            f"{readable(path)} is damaged, incomplete, or not a PyTorch checkpoint. Delete it and "
+            f"run the lesson again."
+        ) from None
+    expected = {"weights", "channels", "dataset", "mean", "std"}
+    if not isinstance(checkpoint, dict) or not expected <= set(checkpoint):
         raise CheckpointError(
             f"{readable(path)} holds weights alone, without the settings they were "
             f"trained with (an older lesson saved it so). Run the lesson again to "
@@ -715,28 +851,82 @@ def checkpoint_path(out_dir, dataset):
 # Photos
 
 
+SMALLEST_PHOTO = 10  # pixels a side: anything smaller cannot show a digit's strokes
+
+
 def open_photo(path):
-    """A photo or scan as a Pillow image, or a ValueError that says in a few words why not."""
+    """A photo or scan as a Pillow image, read as a learner means it: transparency flattened onto
+    white paper, 16-bit and floating-point grey scaled to 0-255, a very large photo read in
+    reduced form. Or a ValueError that says in a few words why it cannot be read."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError("this is a folder, not a photo")
     try:
-        photo = Image.open(path)
-        photo.load()
+        photo = open_whole_or_reduced(path)
     except FileNotFoundError:
         raise ValueError("there is no such file") from None
+    except PermissionError:
+        raise ValueError("it is not readable by you (permission denied)") from None
     except UnidentifiedImageError:
         raise ValueError("this is not an image that Pillow can read (use PNG or JPEG)") from None
+    except (OSError, SyntaxError, ValueError) as error:  # Pillow's ways of saying "damaged"
+        raise ValueError(f"it is damaged or cut short ({str(error).splitlines()[0]})") from None
+    if min(photo.size) < SMALLEST_PHOTO:
+        width, height = photo.size
+        raise ValueError(f"it is only {width} × {height} pixels, too small to show a digit: "
+                         f"use a photo at least {SMALLEST_PHOTO} pixels a side")
+    return flattened(photo)
+
+
+def open_whole_or_reduced(path):
+    """Image.open and load, past Pillow's limit on pixels, since the lesson shrinks every photo
+    to 1,000 pixels a side anyway; a JPEG is decoded at that reduced size straight away."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            photo = Image.open(path)
+            if photo.format == "JPEG":
+                photo.draft(photo.mode, (1000, 1000))
+            photo.load()
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    return photo
+
+
+def flattened(photo):
+    """The photo in a mode that converts to 8-bit grey as the eye sees it."""
+    if photo.mode in ("I", "F") or photo.mode.startswith("I;16"):
+        grey = np.asarray(photo, dtype=np.float64)
+        low, high = grey.min(), grey.max()
+        scaled = (grey - low) / (high - low) * 255 if high > low else np.zeros_like(grey)
+        return Image.fromarray(scaled.round().astype(np.uint8), "L")
+    if photo.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in photo.info:
+        upright = ImageOps.exif_transpose(photo)  # before the EXIF is lost with the alpha
+        paper = Image.new("RGBA", upright.size, "white")
+        return Image.alpha_composite(paper, upright.convert("RGBA")).convert("RGB")
+    if photo.mode not in ("1", "L", "P", "RGB", "CMYK", "YCbCr"):  # HSV, LAB: by way of RGB
+        return photo.convert("RGB")
     return photo
 
 
 def prepare_photos(paths, prepare):
-    """The photos at `paths`, each made into a digit by `prepare`, as one tensor. A photo that
-    cannot be read or prepared ends the lesson with one line that names it and says why."""
-    digits = []
+    """(digits, paths_read): the photos at `paths`, each made into a digit by `prepare`, as one
+    tensor, and the paths of those. A photo that cannot be read or prepared is named, with the
+    reason, and the others are still read; if none can be, the lesson stops with one line."""
+    digits, paths_read, problems = [], [], []
     for path in paths:
         try:
             digits.append(prepare(open_photo(path)))
+            paths_read.append(path)
         except ValueError as error:
-            stop(f"{readable(path)}: {error}")
-    return torch.stack(digits)
+            problems.append(f"{readable(path)}: {error}")
+    if not digits:
+        stop("; ".join(problems))
+    for problem in problems:
+        print(f"Skipped {problem}.")
+    return torch.stack(digits), paths_read
 
 
 # Keeping mnistlab_saved.py in step with the lesson

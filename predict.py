@@ -15,8 +15,9 @@ from mnistlab_saved import DigitNet, prepare_digit, read_digits
 
 
 def read_photos(paths, checkpoint, device):
-    """(digits, probabilities): each photo prepared like an MNIST digit, and the ten probabilities
-    the saved network gives it, with the pixels scaled by the mean and std it was trained with."""
+    """(digits, probabilities, paths_read): each photo that could be read, prepared like an MNIST
+    digit; the ten probabilities the saved network gives it, with the pixels scaled by the mean
+    and std it was trained with; and the paths of those photos."""
     model, saved = tools.load_checkpoint(checkpoint, DigitNet, device)
     if saved["dataset"] != "mnist":
         raise tools.CheckpointError(
@@ -24,8 +25,8 @@ def read_photos(paths, checkpoint, device):
             f"{', '.join(saved['class_names'][:3])}, …, not digits: name the MNIST network, "
             f"{tools.readable(tools.checkpoint_path(Path(checkpoint).parent, 'mnist'))}"
         )
-    digits = tools.prepare_photos(paths, prepare_digit)
-    return digits, read_digits(model, digits, saved["mean"], saved["std"])
+    digits, paths_read = tools.prepare_photos(paths, prepare_digit)
+    return digits, read_digits(model, digits, saved["mean"], saved["std"]), paths_read
 
 
 def main(arguments=None, environment=os.environ):
@@ -56,15 +57,15 @@ def main(arguments=None, environment=os.environ):
         tools.stop(f"{error}. Run python predict.py --help to see how to use it.")
     device = tools.pick_device(options.device)
     try:
-        digits, probabilities = read_photos(options.photos, options.checkpoint, device)
+        digits, probabilities, paths_read = read_photos(options.photos, options.checkpoint, device)
     except tools.CheckpointError as error:
         tools.stop(str(error))
-    guesses = zip(options.photos, probabilities.argmax(1), probabilities.amax(1), strict=True)
+    guesses = zip(paths_read, probabilities.argmax(1), probabilities.amax(1), strict=True)
     for path, guess, chance in guesses:
         print(f"{tools.readable(path)}: {int(guess)} ({chance * 100:.1f} %)")
     figures = tools.Figures(options.checkpoint.parent)
     figures.show(
-        tools.readings_figure(digits, probabilities, [path.name for path in options.photos]),
+        tools.readings_figure(digits, probabilities, [path.name for path in paths_read]),
         "your_digits",
     )
 

@@ -67,7 +67,7 @@ def test_photos_of_handwriting_are_read_as_well_as_the_bar(sample_network, tmp_p
     for index, digit in enumerate(digits):
         paths.append(tmp_path / f"photo_{index}.jpg")
         photo_of(digit, seed=index).save(paths[-1], quality=80)
-    prepared = tools.prepare_photos(paths, saved.prepare_digit)
+    prepared, _ = tools.prepare_photos(paths, saved.prepare_digit)
     probabilities = saved.read_digits(model, prepared, mean, std)
     right = int((probabilities.argmax(dim=1) == labels).sum())
     assert right >= PHOTO_BAR, f"{right} of {len(labels)} photos read right"
@@ -139,13 +139,13 @@ def test_predict_scales_the_pixels_with_the_saved_mean_and_std(trained_out_dir, 
     )
     photo = tmp_path / "seven.jpg"
     photo_of(held_out_digits(count_per_class=1)[0][7], seed=3).save(photo)
-    digits = tools.prepare_photos([photo], saved.prepare_digit)
+    digits, _ = tools.prepare_photos([photo], saved.prepare_digit)
     for mean, std in [(checkpoint["mean"], checkpoint["std"]), (0.5, 0.1)]:
         path = tmp_path / f"mean {mean}.pt"
         tools.save_checkpoint(
             path, model, checkpoint["channels"], "mnist", checkpoint["class_names"], mean, std
         )
-        _, probabilities = predict.read_photos([photo], path, torch.device("cpu"))
+        _, probabilities, _ = predict.read_photos([photo], path, torch.device("cpu"))
         expected = (model(((digits - mean) / std)[:, None]).softmax(dim=1)).detach()
         assert torch.allclose(probabilities, expected, atol=1e-6)
     assert not torch.allclose(
@@ -266,7 +266,8 @@ def test_tensorboard_logs_scalars_with_increasing_steps(tmp_path):
         environment=lesson_environment(tmp_path / "out"),
     )
     assert finished.returncode == 0, finished.stderr
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    (run_dir,) = (tmp_path / "out" / "runs").iterdir()  # in the output folder
+    assert not (tmp_path / "runs").exists()
     events = EventAccumulator(str(run_dir)).Reload()
     assert set(events.Tags()["scalars"]) == {"loss/batch", "loss/epoch", "accuracy/test"}
     batches = [event.step for event in events.Scalars("loss/batch")]
@@ -306,4 +307,4 @@ def test_run_all_on_the_fashion_sample_with_tensorboard(tmp_path, monkeypatch):
     assert not on_stderr(outputs)  # no deprecation warnings, and the progress bar is not red
     assert "Ankle boot" in printed(outputs) and RESULT.search(printed(outputs))
     assert images_in(outputs) == 4
-    assert len(list((tmp_path / "runs").iterdir())) == 1
+    assert len(list((tmp_path / "out" / "runs").iterdir())) == 1

@@ -214,12 +214,17 @@ def test_a_bad_setting_stops_with_one_line_and_status_2(tmp_path, options, envir
 def test_a_bad_value_in_the_parameters_cell_is_named_in_a_kernel(tmp_path):
     cells = code_cells()
     with Kernel(lesson_environment(tmp_path)) as kernel:
-        kernel.run(cells[0])
+        for source in cells[: cell_index("tools.describe(settings)", cells) + 1]:
+            assert kernel.run(source)[0] == "ok"  # good values first, as a learner would
         kernel.run(cells[cell_index("epochs = 1", cells)].replace("lr = 0.02 ", "lr = -1 "))
         status, outputs = kernel.run(cells[cell_index("tools.describe(settings)", cells)])
-    assert status == "error"
-    message = " ".join(str(output.get("evalue", "")) for output in outputs)
-    assert "lr in the parameters cell" in message and "above 0" in message
+        assert status == "error"
+        message = " ".join(str(output.get("evalue", "")) for output in outputs)
+        assert "lr in the parameters cell" in message and "above 0" in message
+        # The cells below stop with the same message, rather than run on with older values.
+        status, outputs = kernel.run(cells[cell_index("tools.pick_device", cells)])
+        assert status == "error"
+        assert "lr in the parameters cell" in " ".join(str(o.get("evalue", "")) for o in outputs)
     assert not (tmp_path / "mnist_cnn.pt").exists()
 
 

@@ -7,14 +7,17 @@ import threading
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 from torchvision import datasets
 
 import mnistlab_tools as tools
 from conftest import REPO, lesson_parameters
-from mnistlab_saved import DigitNet
+from mnistlab_saved import DigitNet, prepare_digit
+from photo_like import photo_of
 from test_wrong_turns import write_mnist_like
 
 CELL = lesson_parameters()
@@ -105,7 +108,14 @@ def test_paths_typed_in_a_terminal_are_taken_from_the_current_folder(tmp_path, m
         ({}, [], {"MNISTLAB_EPOCHS": "abc"}, "MNISTLAB_EPOCHS"),
         ({}, [], {"MNISTLAB_SAMPLE": "maybe"}, "MNISTLAB_SAMPLE"),
         ({}, [], {"MNISTLAB_LR": "-0.1"}, "MNISTLAB_LR"),
-        ({}, [], {"MNISTLAB_OUT_DIR": ""}, "MNISTLAB_OUT_DIR"),
+        ({}, ["--seed", "²"], {}, "--seed"),
+    ({}, ["--seed", "99999999999999999999"], {}, "--seed"),
+    ({}, ["--lr", "1e39"], {}, "--lr"),
+    ({}, ["--lr", "nan"], {}, "--lr"),
+    ({}, ["--channels", "4096"], {}, "--channels"),
+    ({}, ["--batch-size", "1000000"], {}, "--batch-size"),
+    ({}, ["--epochs", "1e9"], {}, "--epochs"),
+    ({"out_dir": ""}, [], {}, "out_dir in the parameters cell"),
         ({}, [], {"MNISTLAB_PHOTOS": "/no/such/photo.jpg"}, "MNISTLAB_PHOTOS"),
         ({"epochs": 2.5}, [], {}, "epochs in the parameters cell"),
         ({"batch_size": True}, [], {}, "batch_size in the parameters cell"),
@@ -116,6 +126,27 @@ def test_paths_typed_in_a_terminal_are_taken_from_the_current_folder(tmp_path, m
 def test_a_bad_value_is_named_where_it_came_from(cell, arguments, environment, named):
     with pytest.raises(tools.SettingsError, match=named):
         tools.read_settings({**CELL, **cell}, arguments, environment)
+
+
+def test_a_bad_value_names_the_range_and_no_internal_function():
+    with pytest.raises(tools.SettingsError) as caught:
+        tools.read_settings(CELL, ["--seed", "²"], {})
+    assert str(caught.value) == "argument --seed: '²' is not allowed: use a whole number from 0 " \
+                                "to 9,223,372,036,854,775,807"
+    with pytest.raises(tools.SettingsError, match="from 1 to 256"):
+        tools.read_settings(CELL, [], {"MNISTLAB_CHANNELS": "4096"})
+
+
+def test_an_empty_value_means_the_parameters_cell_for_every_setting():
+    empty = {tools.environment_name(usage.split()[0]): " " for _, usage, *_ in tools.SETTINGS}
+    from_variables = tools.read_settings(CELL, [], empty)
+    options = [word for _, usage, read, _ in tools.SETTINGS if read is not tools.switch
+               for word in (usage.split()[0], "")]
+    from_options = tools.read_settings(CELL, options, {})
+    cell = tools.read_settings(CELL, [], {})
+    for name, *_ in tools.SETTINGS:
+        assert getattr(from_variables, name) == getattr(from_options, name) == getattr(cell, name)
+    assert from_variables.origins == {}
 
 
 def test_a_missing_parameter_says_to_run_the_cell_again():
@@ -328,3 +359,93 @@ def test_the_saved_module_holds_the_lessons_save_cells_as_they_stand():
     assert tools.saved_source() == tools.SAVED_MODULE.read_text(), (
         "the #@save cells changed: run python mnistlab_tools.py export"
     )
+
+
+# Photos
+
+def seven():
+    """A held-out sample 7 as a phone would photograph it: dark ink on light paper, 8-bit grey."""
+    digit = datasets.MNIST(tools.SAMPLE_DIR, train=False).data[0]
+    return photo_of(digit, seed=0).convert("L")
+
+
+def prepared(photo_or_path):
+    digits, _ = tools.prepare_photos([photo_or_path], prepare_digit)
+    return digits[0]
+
+
+def test_transparent_ink_drawn_on_black_is_read_as_ink_on_paper(tmp_path):
+    ink = np.asarray(seven()) < 128
+    rgba = np.zeros((*ink.shape, 4), dtype=np.uint8)  # transparent black, as drawing apps save
+    rgba[ink] = (20, 20, 20, 255)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "drawn.png")
+    Image.fromarray(np.where(ink, 20, 255).astype(np.uint8), "L").save(tmp_path / "flat.png")
+    assert torch.allclose(prepared(tmp_path / "drawn.png"), prepared(tmp_path / "flat.png"))
+
+
+@pytest.mark.parametrize("mode, scale", [("I;16", 257), ("F", 1 / 255)])
+def test_16_bit_and_floating_point_grey_are_scaled_not_clipped(tmp_path, mode, scale):
+    grey = np.asarray(seven(), dtype=np.float64)
+    deep = Image.fromarray((grey * scale).astype(np.uint16 if mode == "I;16" else np.float32))
+    path = tmp_path / ("deep.png" if mode == "I;16" else "deep.tif")
+    deep.save(path)
+    assert Image.open(path).mode.startswith("I" if mode == "I;16" else "F")
+    seven().save(tmp_path / "plain.png")
+    assert (prepared(path) - prepared(tmp_path / "plain.png")).abs().max() < 0.05
+
+
+def test_a_photo_over_pillows_pixel_limit_is_read_in_reduced_form(tmp_path, monkeypatch):
+    seven().resize((1200, 1400)).save(tmp_path / "big.jpg")
+    seven().resize((1200, 1400)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # as if each were a 100-megapixel photo
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(tmp_path / "big.png")
+    for name in ("big.jpg", "big.png"):
+        assert prepared(tmp_path / name).shape == (28, 28)
+    assert Image.MAX_IMAGE_PIXELS == 100_000
+
+
+@pytest.mark.parametrize("make, phrase", [
+    (lambda path: path.mkdir(), "this is a folder, not a photo"),
+    (lambda path: Image.new("L", (3, 3), 255).save(path, "PNG"), "only 3 × 3 pixels"),
+    (lambda path: path.write_text("not a picture"), "not an image that Pillow can read"),
+    (lambda path: None, "there is no such file"),
+])
+def test_a_photo_that_cannot_be_read_is_named_in_one_line(tmp_path, capsys, make, phrase):
+    path = tmp_path / "photo.jpg"
+    make(path)
+    with pytest.raises(SystemExit):
+        tools.prepare_photos([path], prepare_digit)
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1 and phrase in message and "photo.jpg" in message
+
+
+def test_a_photo_cut_short_by_an_interrupted_copy_is_named(tmp_path, capsys):
+    seven().save(tmp_path / "whole.jpg")
+    whole = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(SystemExit):
+        tools.prepare_photos([tmp_path / "cut.jpg"], prepare_digit)
+    assert "cut.jpg: it is damaged or cut short" in capsys.readouterr().err
+
+
+def test_among_several_photos_a_bad_one_is_named_and_the_others_are_read(tmp_path, capsys):
+    seven().save(tmp_path / "a.png")
+    Image.new("L", (200, 200), 255).save(tmp_path / "blank.png")
+    seven().save(tmp_path / "b.png")
+    digits, paths_read = tools.prepare_photos(
+        [tmp_path / "a.png", tmp_path / "blank.png", tmp_path / "b.png"], prepare_digit
+    )
+    assert digits.shape == (2, 28, 28) and [path.name for path in paths_read] == ["a.png", "b.png"]
+    printed = capsys.readouterr().out
+    assert "Skipped" in printed and "blank.png: it looks blank" in printed
+
+
+@pytest.mark.parametrize("mode", ["1", "P", "RGB", "CMYK", "YCbCr", "HSV", "LAB", "I", "F", "LA",
+                                  "RGBA", "PA"])
+def test_every_mode_pillow_opens_is_read_as_the_same_digit(mode):
+    grey = prepare_digit(tools.flattened(seven()))
+    # A black-and-white scan is thresholded; dithering a photo of uneven paper would add noise.
+    image = seven().point(lambda v: 255 * (v > 128), "1") if mode == "1" else seven().convert(mode)
+    digit = prepare_digit(tools.flattened(image))
+    assert torch.corrcoef(torch.stack([grey.flatten(), digit.flatten()]))[0, 1] > 0.9

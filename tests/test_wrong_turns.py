@@ -6,12 +6,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import (
     FIGURES,
+    REPO,
     RESULT,
     SCRIPT,
     Kernel,
@@ -108,7 +110,9 @@ def test_a_file_of_the_right_size_but_the_wrong_kind_is_not_called_incomplete(tm
         cwd=tmp_path,
         environment=offline(lesson_environment(tmp_path / "out")),
     )
-    assert_plain_stop(finished, "train-labels-idx1-ubyte has the right size but is not the file")
+    assert_plain_stop(
+        finished, "train-labels-idx1-ubyte has the right size but is not an MNIST file of that kind"
+    )
     assert "incomplete" not in finished.stderr
 
 
@@ -295,3 +299,165 @@ def test_the_same_seed_on_cuda_gives_the_same_result(tmp_path):
     ]
     assert runs[0].returncode == 0, runs[0].stderr
     assert len(losses[0]) == 3 and losses[0] == losses[1]
+
+
+# Round two: wrong turns found by trying to break the lesson
+
+def test_ctrl_c_while_the_lesson_imports_ends_with_one_line(tmp_path):
+    lesson = subprocess.Popen([sys.executable, str(SCRIPT), "--sample"], cwd=tmp_path,
+                              env=lesson_environment(tmp_path / "out"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # torch and its friends take several seconds to import
+    lesson.send_signal(signal.SIGINT)
+    output, errors = lesson.communicate(timeout=60)
+    assert lesson.returncode == 130, errors
+    assert errors.strip() == "mnistlab: stopped by Ctrl-C." and output == ""
+
+
+def test_ctrl_c_keeps_what_was_learned_and_a_second_one_ends_at_once(tmp_path):
+    out_dir = tmp_path / "out"
+    lesson = subprocess.Popen([sys.executable, str(SCRIPT), "--sample", "--epochs", "1000"],
+                              cwd=tmp_path, env={**lesson_environment(out_dir),
+                                                 "PYTHONUNBUFFERED": "1"},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    while not any(line.startswith("epoch 3:") for line in lines):
+        lines.append(lesson.stdout.readline())
+        assert lines[-1], "".join(lines)
+    lesson.send_signal(signal.SIGINT)
+    rest, errors = lesson.communicate(timeout=120)
+    assert lesson.returncode == 130 and "Traceback" not in errors, errors
+    assert "Saved the network to out/mnist_cnn.pt" in rest
+    for name in FIGURES:
+        assert (out_dir / f"{name}.png").exists(), name
+    second = subprocess.Popen([sys.executable, str(SCRIPT), "--sample", "--epochs", "1000"],
+                              cwd=tmp_path, env={**lesson_environment(tmp_path / "two"),
+                                                 "PYTHONUNBUFFERED": "1"},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not second.stdout.readline().startswith("epoch 1:"):
+        pass
+    second.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    second.send_signal(signal.SIGINT)
+    _, errors = second.communicate(timeout=60)
+    assert second.returncode == 130 and "Traceback" not in errors, errors
+    assert errors.strip().splitlines()[-1] == "mnistlab: stopped by Ctrl-C."
+
+
+def test_training_that_does_not_learn_is_explained_and_never_replaces_a_good_network(tmp_path):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "mnist_cnn.pt").write_bytes(b"a good network, saved before")
+    finished = run_lesson("--sample", "--lr", "900", cwd=tmp_path,
+                          environment=lesson_environment(out_dir))
+    assert finished.returncode == 0 and "Traceback" not in finished.stderr, finished.stderr
+    assert "does no better than guessing" in finished.stdout
+    assert "try 0.02 or lower" in finished.stdout
+    assert "Not saved: the network did not learn" in finished.stdout
+    assert (out_dir / "mnist_cnn.pt").read_bytes() == b"a good network, saved before"
+    assert "would mean nothing" in finished.stdout and "photo_of_a_7.jpg:" not in finished.stdout
+    one_step = run_lesson("--sample", "--batch-size", "2000", cwd=tmp_path,
+                          environment=lesson_environment(tmp_path / "one step"))
+    assert "with only 1 step an epoch it has barely started" in one_step.stdout
+
+
+def test_a_network_too_large_for_memory_is_refused_before_training(tmp_path):
+    finished = run_lesson("--sample", "--channels", "256", "--batch-size", "60000", cwd=tmp_path,
+                          environment=lesson_environment(tmp_path / "out"))
+    assert_plain_stop(finished, "needs about", "GiB", "use a smaller --channels or --batch-size")
+
+
+def test_a_terminal_that_cannot_print_arrows_gets_ascii(tmp_path):
+    finished = run_lesson("--sample", cwd=tmp_path,
+                          environment={**lesson_environment(tmp_path / "out"),
+                                       "PYTHONIOENCODING": "ascii"})
+    assert finished.returncode == 0 and "Traceback" not in finished.stderr, finished.stderr
+    assert "(known -> predicted: count)" in finished.stdout and RESULT.search(finished.stdout)
+
+
+def test_a_pipe_closed_early_ends_the_run_quietly(tmp_path):
+    finished = subprocess.run(f"'{sys.executable}' '{SCRIPT}' --sample | head -1", shell=True,
+                              cwd=tmp_path, env=lesson_environment(tmp_path / "out"),
+                              capture_output=True, text=True, timeout=300)
+    assert finished.stdout.startswith("Settings: ") and len(finished.stdout.splitlines()) == 1
+    assert "Traceback" not in finished.stderr and "BrokenPipe" not in finished.stderr
+
+
+def test_two_runs_writing_one_file_never_write_into_each_other(tmp_path):
+    writer = ("import sys; sys.path.insert(0, sys.argv[1]); import mnistlab_tools as tools\n"
+              "from pathlib import Path\n"
+              "for _ in range(40):\n"
+              "    assert tools.save_file(Path(sys.argv[2]),"
+              " lambda p: p.write_bytes(sys.argv[3].encode() * 200_000))\n")
+    runs = [subprocess.Popen([sys.executable, "-c", writer, str(REPO), str(tmp_path / "f"), mark])
+            for mark in "ab"]
+    assert [run.wait(timeout=120) for run in runs] == [0, 0]
+    content = (tmp_path / "f").read_bytes()
+    assert content in (b"a" * 200_000, b"b" * 200_000)
+    assert [path.name for path in tmp_path.iterdir()] == ["f"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 256 KB file system, full after a few writes, where root may mount one."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)],
+                             capture_output=True)
+    if mounted.returncode:
+        pytest.skip("mounting a small tmpfs needs root")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_leaves_nothing_half_written(small_disk):
+    import mnistlab_saved
+    import mnistlab_tools as tools
+
+    path = small_disk / "mnist_cnn.pt"
+    path.write_bytes(b"the previous, whole checkpoint")
+    (small_disk / "filler").write_bytes(b"x" * 200_000)
+    assert not tools.save_checkpoint(path, mnistlab_saved.DigitNet(32), 32, "mnist",
+                                     [str(digit) for digit in range(10)], 0.13, 0.31)
+    assert path.read_bytes() == b"the previous, whole checkpoint"
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "mnist_cnn.pt"]
+
+
+def test_files_you_may_not_read_are_named_as_such(tmp_path, monkeypatch):
+    import mnistlab_saved
+    import mnistlab_tools as tools
+
+    write_mnist_like(tmp_path / "MNIST" / "raw")
+    real_open = Path.open
+
+    def no_permission(path, *arguments, **options):
+        if path.name in ("t10k-labels-idx1-ubyte", "mine.pt"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *arguments, **options)
+
+    # Root may read every file, so that the refusal is simulated: a real one needs another user.
+    monkeypatch.setattr(Path, "open", no_permission)
+    problems = tools.data_problems(tmp_path / "MNIST" / "raw")
+    assert len(problems) == 1 and "t10k-labels-idx1-ubyte is not readable by you" in problems[0]
+    monkeypatch.setattr(torch, "load", lambda *_, **__: no_permission(Path("mine.pt")))
+    with pytest.raises(tools.CheckpointError, match="mine.pt is not readable by you"):
+        tools.load_checkpoint(Path("mine.pt"), mnistlab_saved.DigitNet, torch.device("cpu"))
+
+
+def test_a_whole_pickled_model_is_refused_in_one_plain_sentence(tmp_path):
+    import mnistlab_saved
+    import mnistlab_tools as tools
+
+    torch.save(mnistlab_saved.DigitNet(), tmp_path / "whole.pt")
+    with pytest.raises(tools.CheckpointError) as refused:
+        tools.load_checkpoint(tmp_path / "whole.pt", mnistlab_saved.DigitNet, torch.device("cpu"))
+    assert "holds a whole pickled Python object" in str(refused.value)
+    assert "\x1b" not in str(refused.value) and len(str(refused.value).splitlines()) == 1
+
+
+def test_a_folder_that_cannot_be_written_points_at_data_dir(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    finished = run_lesson("--data-dir", str(tmp_path / "a-file"), cwd=tmp_path,
+                          environment=offline(lesson_environment(tmp_path / "out")))
+    assert finished.returncode == 0, finished.stderr
+    assert "--data-dir" in finished.stdout and "on 500 sample test digits" in finished.stdout
