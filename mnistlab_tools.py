@@ -13,6 +13,7 @@ Run as a script, it copies the lesson's cells marked #@save into mnistlab_saved.
 import argparse
 import ast
 import codecs
+import errno
 import gzip
 import os
 import pickle
@@ -109,6 +110,8 @@ DATASETS = {
     "fashion": DatasetInfo(datasets.FashionMNIST, datasets.FashionMNIST.classes, "images"),
 }
 
+# Why a file cannot be written: no permission, or a read-only disk (a read-only clone).
+NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 # Each file: the number at its start that says what it holds, how many items, the bytes before them.
 IDX_FILES = {
     "train-images-idx3-ubyte": (2051, 60_000, 16),
@@ -164,6 +167,8 @@ def unpack(packed, path, layout):
             raise ValueError(problem.replace(partial.name, packed.name + " unpacked"))
         os.replace(partial, path)
     except (OSError, EOFError, zlib.error) as error:
+        if getattr(error, "errno", None) in NOT_WRITABLE:
+            raise  # the folder, not the file, is at fault
         raise ValueError(f"{packed.name} is damaged or incomplete ({error})") from None
     finally:
         partial.unlink(missing_ok=True)
@@ -195,6 +200,8 @@ def download(raw_dir, mirrors):
                     fetch(mirror + packed.name, packed)
                     break
                 except (OSError, ValueError) as error:
+                    if getattr(error, "errno", None) in NOT_WRITABLE:
+                        raise  # no mirror helps when the folder cannot be written
                     errors.append(f"{mirror}: {getattr(error, 'reason', None) or error}")
             else:
                 raise ConnectionError("; ".join(errors))
@@ -225,16 +232,17 @@ def find_data(info, data_dir, sample, mirror=""):
             f"{info.name} in {readable(raw_dir)} cannot be used: {error}. Delete the file to "
             f"download it again, copy a whole one there, or use --sample."
         )
-    except PermissionError as error:
-        print(
-            f"Cannot download {info.name}: {readable(error.filename or raw_dir)} cannot be "
-            f"written by you. Name a folder you can write with --data-dir (data_dir in the "
-            f"parameters cell), or one that already holds {info.name}/raw/.\n"
-            f"Going on with the small sample in {readable(SAMPLE_DIR)}/: the accuracy will be "
-            f"lower than on the full dataset.\n"
-        )
-        return SAMPLE_DIR
-    except OSError as error:  # no network, a refused connection, a full disk
+    except OSError as error:
+        if error.errno in NOT_WRITABLE:
+            print(
+                f"Cannot download {info.name}: {readable(error.filename or raw_dir)} cannot be "
+                f"written by you ({error.strerror}). Name a folder you can write with --data-dir "
+                f"(data_dir in the parameters cell), or one that already holds {info.name}/raw/."
+                f"\nGoing on with the small sample in {readable(SAMPLE_DIR)}/: the accuracy will "
+                f"be lower than on the full dataset.\n"
+            )
+            return SAMPLE_DIR
+        # No network, a refused connection, a full disk.
         reason = error.strerror or error
         print(
             f"Could not download {info.name} into {readable(raw_dir)} ({reason}).\n"

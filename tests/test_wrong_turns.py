@@ -461,3 +461,27 @@ def test_a_folder_that_cannot_be_written_points_at_data_dir(tmp_path):
                           environment=offline(lesson_environment(tmp_path / "out")))
     assert finished.returncode == 0, finished.stderr
     assert "--data-dir" in finished.stdout and "on 500 sample test digits" in finished.stdout
+
+
+@pytest.fixture
+def read_only_clone(tmp_path):
+    """A fresh clone on a real read-only file system, as a learner may be given one."""
+    disk = tmp_path / "clone"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)],
+                             capture_output=True)
+    if mounted.returncode:
+        pytest.skip("mounting a tmpfs needs root")
+    fresh_clone(disk)
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_read_only_clone_points_at_data_dir_and_goes_on_with_the_sample(read_only_clone,
+                                                                          tmp_path):
+    finished = run_lesson(script=read_only_clone / "mnistlab.py", cwd=tmp_path,
+                          environment=lesson_environment(tmp_path / "out"))
+    assert finished.returncode == 0 and "Traceback" not in finished.stderr, finished.stderr
+    assert "cannot be written by you (Read-only file system)" in finished.stdout
+    assert "--data-dir" in finished.stdout and "on 500 sample test digits" in finished.stdout
