@@ -1,6 +1,7 @@
 """Every wrong turn a learner can take ends in a plain message, with no traceback and nothing
 half-written or lost."""
 
+import contextlib
 import gzip
 import signal
 import subprocess
@@ -397,17 +398,25 @@ def test_two_runs_writing_one_file_never_write_into_each_other(tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == ["f"]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 256 KB file system, full after a few writes, where root may mount one."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)],
+@contextlib.contextmanager
+def tmpfs(folder, size):
+    """A real file system of `size` mounted on `folder`, where root may mount one."""
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
                              capture_output=True)
     if mounted.returncode:
-        pytest.skip("mounting a small tmpfs needs root")
-    yield disk
-    subprocess.run(["umount", str(disk)], check=True)
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 256 KB file system, full after a few writes."""
+    with tmpfs(tmp_path / "disk", "256k") as disk:
+        yield disk
 
 
 def test_a_full_disk_keeps_the_previous_checkpoint_and_leaves_nothing_half_written(small_disk):
@@ -466,16 +475,10 @@ def test_a_folder_that_cannot_be_written_points_at_data_dir(tmp_path):
 @pytest.fixture
 def read_only_clone(tmp_path):
     """A fresh clone on a real read-only file system, as a learner may be given one."""
-    disk = tmp_path / "clone"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)],
-                             capture_output=True)
-    if mounted.returncode:
-        pytest.skip("mounting a tmpfs needs root")
-    fresh_clone(disk)
-    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-    yield disk
-    subprocess.run(["umount", str(disk)], check=True)
+    with tmpfs(tmp_path / "clone", "16m") as disk:
+        fresh_clone(disk)
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        yield disk
 
 
 def test_a_read_only_clone_points_at_data_dir_and_goes_on_with_the_sample(read_only_clone,
