@@ -44,10 +44,19 @@ def lesson_environment(out_dir, **settings):
     return environment
 
 
-def run_lesson(*options, cwd, environment, script=SCRIPT, timeout=300):
+def as_a_user_without_rights():
+    """The start of a command that runs as a user whom file permissions bind. Root passes every
+    permission check, so root drops the two capabilities that let it; anyone else already is one."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def run_lesson(*options, cwd, environment, script=SCRIPT, timeout=300, without_rights=False):
     """`python mnistlab.py OPTIONS` in a terminal, started from `cwd`."""
+    user = as_a_user_without_rights() if without_rights else []
     return subprocess.run(
-        [sys.executable, str(script), *options],
+        [*user, sys.executable, str(script), *options],
         cwd=cwd,
         env=environment,
         capture_output=True,
@@ -56,10 +65,11 @@ def run_lesson(*options, cwd, environment, script=SCRIPT, timeout=300):
     )
 
 
-def run_predict(*arguments, cwd, environment, folder=REPO):
+def run_predict(*arguments, cwd, environment, folder=REPO, without_rights=False):
     """`python predict.py ARGUMENTS` in a terminal, started from `cwd`."""
+    user = as_a_user_without_rights() if without_rights else []
     return subprocess.run(
-        [sys.executable, str(folder / "predict.py"), *arguments],
+        [*user, sys.executable, str(folder / "predict.py"), *arguments],
         cwd=cwd,
         env=environment,
         capture_output=True,

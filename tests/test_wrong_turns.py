@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -27,6 +26,7 @@ from conftest import (
     offline,
     printed,
     run_lesson,
+    run_predict,
 )
 
 
@@ -432,25 +432,44 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_leaves_nothing_half_writt
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "mnist_cnn.pt"]
 
 
-def test_files_you_may_not_read_are_named_as_such(tmp_path, monkeypatch):
+def test_an_mnist_file_you_may_not_read_is_named_as_such(tmp_path):
+    write_mnist_like(tmp_path / "data" / "MNIST" / "raw")
+    (tmp_path / "data" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").chmod(0)
+    finished = run_lesson("--data-dir", "data", cwd=tmp_path, without_rights=True,
+                          environment=offline(lesson_environment(tmp_path / "out")))
+    assert_plain_stop(finished, "t10k-labels-idx1-ubyte is not readable by you",
+                      "ask its owner", "--data-dir")
+
+
+def test_a_checkpoint_and_a_photo_you_may_not_read_are_named_as_such(tmp_path):
     import mnistlab_saved
     import mnistlab_tools as tools
 
-    write_mnist_like(tmp_path / "MNIST" / "raw")
-    real_open = Path.open
+    tools.save_checkpoint(tmp_path / "mnist_cnn.pt", mnistlab_saved.DigitNet(16), 16, "mnist",
+                          [str(digit) for digit in range(10)], 0.13, 0.31)
+    for photo in ("mine.jpg", "theirs.jpg"):
+        (tmp_path / photo).write_bytes((REPO / "sample" / "photo_of_a_7.jpg").read_bytes())
+    (tmp_path / "theirs.jpg").chmod(0)
+    environment = lesson_environment(tmp_path / "out")
+    read = run_predict("mine.jpg", "theirs.jpg", "--checkpoint", "mnist_cnn.pt", cwd=tmp_path,
+                       environment=environment, without_rights=True)
+    assert read.returncode == 0 and "Traceback" not in read.stderr, read.stderr
+    assert "Skipped theirs.jpg: it is not readable by you" in read.stdout
+    assert "mine.jpg: " in read.stdout
+    (tmp_path / "mnist_cnn.pt").chmod(0)
+    refused = run_predict("mine.jpg", "--checkpoint", "mnist_cnn.pt", cwd=tmp_path,
+                          environment=environment, without_rights=True)
+    assert_plain_stop(refused, "mnist_cnn.pt is not readable by you", "ask its owner")
 
-    def no_permission(path, *arguments, **options):
-        if path.name in ("t10k-labels-idx1-ubyte", "mine.pt"):
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_open(path, *arguments, **options)
 
-    # Root may read every file, so that the refusal is simulated: a real one needs another user.
-    monkeypatch.setattr(Path, "open", no_permission)
-    problems = tools.data_problems(tmp_path / "MNIST" / "raw")
-    assert len(problems) == 1 and "t10k-labels-idx1-ubyte is not readable by you" in problems[0]
-    monkeypatch.setattr(torch, "load", lambda *_, **__: no_permission(Path("mine.pt")))
-    with pytest.raises(tools.CheckpointError, match="mine.pt is not readable by you"):
-        tools.load_checkpoint(Path("mine.pt"), mnistlab_saved.DigitNet, torch.device("cpu"))
+def test_an_output_folder_you_may_not_write_is_named_and_the_lesson_goes_on(tmp_path):
+    (tmp_path / "theirs").mkdir(mode=0o555)
+    finished = run_lesson("--sample", "--out-dir", "theirs", cwd=tmp_path, without_rights=True,
+                          environment=lesson_environment(tmp_path / "unused"))
+    assert finished.returncode == 0 and "Traceback" not in finished.stderr, finished.stderr
+    assert "cannot write to theirs (Permission denied)" in finished.stdout
+    assert "--out-dir" in finished.stdout and RESULT.search(finished.stdout)
+    assert list((tmp_path / "theirs").iterdir()) == []
 
 
 def test_a_whole_pickled_model_is_refused_in_one_plain_sentence(tmp_path):
