@@ -50,27 +50,29 @@ def test_requirements_and_environment_name_the_same_packages():
         "scikit-learn",
         "jupytext",
         "ipykernel",
-        "pytest",
-        "nbclient",
         "papermill",
-        "ruff",
     } <= set(pip)
 
 
 def quick_start():
+    """The quick start's code blocks, a line each: the install for each kind of server, and the
+    test command."""
     text = (REPO / "README.md").read_text()
-    block = re.search(r"## Quick start.*?```(?:bash|sh)?\n(.*?)```", text, re.S)
-    return [
-        line for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")
-    ]
+    section = text[text.index("## Quick start"):text.index("## Contents")]
+    return [block.strip() for block in re.findall(r"```bash\n(.*?)```", section, re.S)]
 
 
 def test_the_readme_quick_start_is_two_commands_and_ci_runs_its_test_command():
-    install_and_run, test = quick_start()
-    assert "requirements.txt" in install_and_run and "mnistlab.py" in install_and_run
+    with_gpu, cpu_only, test = quick_start()
+    for install_and_run in (with_gpu, cpu_only):
+        assert "\n" not in install_and_run and install_and_run.startswith("python3 -m venv .venv")
+        assert "-r requirements.txt" in install_and_run
+        assert install_and_run.endswith(".venv/bin/python mnistlab.py")
+    assert "--index-url https://download.pytorch.org/whl/cpu" in cpu_only
+    assert "download.pytorch.org" not in with_gpu
     ci = (REPO / ".ci" / "run").read_text().splitlines()
-    assert ci[-1] == test
-    assert "pytest" in test
+    assert ci[-1] == test and "-r tests/requirements.txt" in test and "pytest" in test
+    assert ".venv/bin/pip install --quiet -r requirements.txt" in ci  # the install with a GPU
 
 
 def python_files():
