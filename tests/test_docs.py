@@ -46,6 +46,14 @@ def test_every_link_and_image_inside_the_repository_exists(page):
             assert anchor in anchors, f"{page} links to #{anchor}, which is no heading of it"
 
 
+def test_the_contents_list_the_readmes_sections_as_they_are_headed():
+    text = text_of("README.md")
+    contents = text[text.index("## Contents\n"):text.index("\n## ", text.index("## Contents") + 1)]
+    listed = re.findall(r"^- \[(.+?)\]\(#(.+?)\)", contents, re.M)
+    headings = re.findall(r"^## (.+)$", text[text.index("## Contents\n") + 1:], re.M)
+    assert listed == [(heading, slug(heading)) for heading in headings]
+
+
 def test_the_readme_shows_the_figures_of_a_full_mnist_run():
     text = text_of("README.md")
     for name in FIGURES:
