@@ -69,7 +69,7 @@ lr = 0.02                 # peak learning rate of the one-cycle schedule
 seed = 0                  # the same seed gives the same result on the same machine
 channels = 16             # feature maps of the first convolution; the second has twice as many
 augment = False           # shift each batch of training images by up to 2 pixels
-device_name = "auto"      # where to train: "auto", "cuda", "mps" or "cpu"
+device_name = "auto"      # where to train: "auto", "cpu", "cuda", "cuda:1" (a GPU by index), "mps"
 dataset = "mnist"         # "mnist" for handwritten digits, "fashion" for Fashion-MNIST's clothes
 data_dir = "data"         # the data goes in MNIST/raw/ in this folder, downloaded if missing
 mirror = ""               # where to download the data from, if not the official address
@@ -77,6 +77,7 @@ sample = False            # True: train and test on the small sample in sample/,
 out_dir = "outputs"       # where the figures and the trained network are saved
 tensorboard = False       # True: log the training to runs/ in out_dir, for TensorBoard
 photos = ["sample/photo_of_a_7.jpg"]  # photos of handwritten digits to read at the end
+resume = False            # True: go on with the run cut short in out_dir, after its last epoch
 
 # %% [markdown]
 # The values are checked before anything runs, so that a typing mistake
@@ -88,7 +89,7 @@ photos = ["sample/photo_of_a_7.jpg"]  # photos of handwritten digits to read at 
 settings = tools.settings_or_stop(dict(
     epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, channels=channels, augment=augment,
     device_name=device_name, dataset=dataset, data_dir=data_dir, mirror=mirror, sample=sample,
-    out_dir=out_dir, tensorboard=tensorboard, photos=photos))
+    out_dir=out_dir, tensorboard=tensorboard, photos=photos, resume=resume))
 print(tools.describe(settings))
 figures = tools.Figures(settings.out_dir)
 
@@ -96,16 +97,18 @@ figures = tools.Figures(settings.out_dir)
 # ## Where to train: the device
 #
 # A GPU trains much faster than a CPU, so `auto` takes one when PyTorch can
-# see it: an NVIDIA GPU through CUDA, or an Apple-silicon GPU through MPS.
-# Everything we build later is moved to this `device`. On a CPU, PyTorch
-# runs one thread per usable core. On a GPU, `pick_device` also turns off the
-# fastest-but-variable convolution routines, so that a seed repeats exactly.
-# `check_memory` stops the lesson now if a network of `channels` trained on
-# batches of `batch_size` would not fit in the device's free memory.
+# see it: on a server shared by several people, the NVIDIA GPU with the most
+# free memory, or an Apple-silicon GPU through MPS; `"cuda:1"` names one
+# yourself. Everything we build later is moved to this `device`. On a CPU,
+# PyTorch runs one thread per usable core. On a GPU, `pick_device` also turns
+# off the fastest-but-variable convolution routines, so that a seed repeats
+# exactly. The lines below it say which Python and PyTorch run the lesson
+# (`python mnistlab.py --doctor` says more), and `check_memory` stops the
+# lesson now if the network and its batches would not fit in free memory.
 
 # %%
-device = tools.pick_device(settings.device_name)
-print(tools.describe_device(device))
+device, why = tools.pick_device(settings.device_name)
+print(tools.describe_device(device, why), *tools.short_report(), sep="\n")
 tools.check_memory(device, settings.channels, settings.batch_size)
 
 # %% [markdown]
@@ -268,7 +271,10 @@ def accuracy(predicted, known):
 # than guessing) stops the training with an explanation. With `tensorboard`,
 # the loss of each batch, the loss and test accuracy of each epoch, some
 # training images and the network's graph go to `runs/` in `out_dir`, for
-# TensorBoard to draw while it trains.
+# TensorBoard to draw while it trains. After every epoch, the whole state of
+# the training (network, optimiser, schedule, random generators) is saved in
+# `out_dir`, so that `resume = True` (or `--resume`) goes on after the last
+# finished epoch of a run that was cut short, and ends as if it never was.
 
 # %%
 torch.manual_seed(settings.seed)
@@ -278,12 +284,15 @@ steps_per_epoch = -(-len(train_images) // settings.batch_size)
 scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr,
                                                 total_steps=settings.epochs * steps_per_epoch)
 history = {"loss": [], "accuracy": []}
+run = tools.TrainingRun(settings, model, optimizer, scheduler, history)
+first_epoch = run.resume(device) if settings.resume else 1
+trouble = None  # why training stopped, if it was not learning
 run_name = f"{settings.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 writer = tools.tensorboard_writer(settings.out_dir / "runs" / run_name, model, train_images) \
     if settings.tensorboard and figures.can_save else None
 start = time.perf_counter()
-with tools.StopRequest() as ctrl_c:
-    for epoch in range(1, settings.epochs + 1):
+with tools.StopRequest() as ctrl_c, tools.out_of_memory_stops(device, settings.batch_size):
+    for epoch in range(first_epoch, settings.epochs + 1):
         losses = train_one_epoch(model, optimizer, scheduler, train_images, train_labels,
                                  settings.batch_size, settings.augment, f"epoch {epoch}", ctrl_c,
                                  writer, steps_before=len(history["loss"]))
@@ -303,6 +312,7 @@ with tools.StopRequest() as ctrl_c:
                   f"{len(losses)} of {steps_per_epoch} batches. The network keeps what it has "
                   f"learned so far.")
             break
+        run.save(epoch)
 training_seconds = time.perf_counter() - start
 if writer:
     writer.close()

@@ -13,13 +13,18 @@ Run as a script, it copies the lesson's cells marked #@save into mnistlab_saved.
 import argparse
 import ast
 import codecs
+import contextlib
 import errno
+import gc
 import gzip
 import os
 import pickle
+import shutil
 import signal
+import subprocess
 import sys
 import tempfile
+import traceback
 import urllib.request
 import warnings
 import zlib
@@ -332,7 +337,17 @@ def photo_paths(value):
     return paths
 
 
-DEVICES = ("auto", "cuda", "mps", "cpu")
+def device_choice(value):
+    """auto, or a device as PyTorch names it: cpu, cuda, cuda:1 (a GPU by its index), mps, …"""
+    name = str(value).strip().lower()
+    if name == "auto":
+        return name
+    try:
+        torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"{value!r} is not allowed: use auto, cpu, cuda, cuda:N (the GPU of "
+                         f"index N) or mps") from None
+    return name
 # The name in the parameters cell; the option and what it takes (its environment variable is
 # MNISTLAB_ and the option's name in capitals); how to read a value; what the setting does.
 SETTINGS = [
@@ -342,8 +357,8 @@ SETTINGS = [
     ("seed", "--seed N", whole_number(0, 2**63 - 1), "random seed: the same seed, the same result"),
     ("channels", "--channels N", whole_number(1, 256), "feature maps of the first convolution"),
     ("augment", "--augment", switch, "shift each batch of training images by up to 2 pixels"),
-    ("device_name", "--device {auto,cuda,mps,cpu}", one_of(DEVICES), "where to train: auto "
-     "takes cuda, then mps, then cpu"),
+    ("device_name", "--device NAME", device_choice, "where to train: auto, cpu, cuda, cuda:N or "
+     "mps; auto takes the GPU with the most free memory, else the cpu"),
     ("dataset", "--dataset {mnist,fashion}", one_of(tuple(DATASETS)), "mnist for digits, "
      "fashion for clothes"),
     ("data_dir", "--data-dir DIR", folder, "folder of the data, downloaded into it if missing"),
@@ -352,6 +367,8 @@ SETTINGS = [
     ("out_dir", "--out-dir DIR", folder, "folder for the figures and the trained network"),
     ("tensorboard", "--tensorboard", switch, "log the training to runs/ in the output folder"),
     ("photos", "--photos", photo_paths, "photos of handwritten digits to read at the end"),
+    ("resume", "--resume", switch, "continue the run that was cut short in out_dir, from its "
+     "last finished epoch"),
 ]
 
 
@@ -435,6 +452,9 @@ def read_settings(cell, arguments=None, environment=None):
                 metavar=metavar or None,
                 help=f"{help_text} (now: {display(value)}; {variable})",
             )
+    parser.add_argument("--doctor", action="store_true",
+                        help="print what this machine offers the lesson, to paste when you ask "
+                        "for help, and stop")
     settings = parser.parse_args(arguments)
     for name, usage, *_ in SETTINGS:
         option = usage.split()[0]
@@ -510,13 +530,17 @@ def settings_or_stop(cell):
     the cell stops with that line, and so does every later cell that uses the settings, rather
     than run on with the values from before."""
     try:
-        return read_settings(cell)
+        settings = read_settings(cell)
     except SettingsError as error:
         message = f"{error}. Run python mnistlab.py --help to see the settings."
         if not IN_NOTEBOOK:
             stop(message)
         return BrokenSettings(f"{message} Fix it, then run the parameters cell and the cells "
                               f"below it again.")
+    if settings.doctor:
+        print(*doctor_report(settings), sep="\n")
+        sys.exit(0)
+    return settings
 
 
 class BrokenSettings:
@@ -534,33 +558,204 @@ class BrokenSettings:
 # The device
 
 
+def accelerator_type():
+    """The kind of accelerator this PyTorch can use (cuda, mps, xpu, …), or None."""
+    if hasattr(torch, "accelerator"):  # PyTorch 2.6 and newer: every kind through one interface
+        found = torch.accelerator.current_accelerator() if torch.accelerator.is_available() \
+            else None
+        return found.type if found is not None else None
+    if torch.cuda.is_available():
+        return "cuda"
+    return "mps" if torch.backends.mps.is_available() else None
+
+
+def devices_here():
+    """Every device PyTorch can train on here, by name: cuda:0, cuda:1, …, mps, cpu."""
+    kind = accelerator_type()
+    if kind is None:
+        return ["cpu"]
+    count = torch.accelerator.device_count() if hasattr(torch, "accelerator") else (
+        torch.cuda.device_count() if kind == "cuda" else 1)
+    names = [kind] if kind == "mps" else [f"{kind}:{index}" for index in range(count)]
+    return names + ["cpu"]
+
+
+def gpu_memory(index):
+    """(free, total) bytes of CUDA GPU `index`."""
+    return torch.cuda.mem_get_info(index)
+
+
+def every_gpu_memory():
+    """[(free, total) bytes] of each CUDA GPU. Asking a GPU starts a CUDA context on it, which
+    holds some of its memory while the process lives: with several GPUs, a short process of its
+    own asks them, so that the lesson holds memory only on the GPU it trains on."""
+    count = torch.cuda.device_count()
+    if count <= 1:
+        return [gpu_memory(index) for index in range(count)]
+    asked = subprocess.run(
+        [sys.executable, "-c", "import torch\nfor index in range(torch.cuda.device_count()):\n"
+         "    print(*torch.cuda.mem_get_info(index))"],
+        capture_output=True, text=True, timeout=120, check=True)
+    return [tuple(map(int, line.split())) for line in asked.stdout.splitlines()]
+
+
 def pick_device(name):
-    """The torch.device to train on, set up so that the same seed gives the same result on it."""
-    available = [
-        kind
-        for kind, present in [
-            ("cuda", torch.cuda.is_available()),
-            ("mps", torch.backends.mps.is_available()),
-            ("cpu", True),
-        ]
-        if present
-    ]
-    if name != "auto" and name not in available:
-        stop(
-            f"--device {name} was asked for, but PyTorch sees no such device here; "
-            f"available: {', '.join(available)}. Use --device auto."
-        )
-    device = torch.device(available[0] if name == "auto" else name)
+    """(device, why): the torch.device to train on, set up so that the same seed gives the same
+    result on it, and a few words on why it was chosen."""
+    here = devices_here()
+    if name == "auto":
+        name = here[0]
+        if name.startswith("cuda:"):
+            memory = every_gpu_memory()
+            index = max(range(len(memory)), key=lambda gpu: memory[gpu][0])
+            name, (free, total) = f"cuda:{index}", memory[index]
+            why = f"{free / 2**30:.1f} of {total / 2**30:.1f} GiB free"
+            why += f", the most of the {len(memory)} GPUs here" if len(memory) > 1 else ""
+        else:
+            why = ("the only accelerator here" if name != "cpu"
+                   else "PyTorch sees no GPU here (python mnistlab.py --doctor says why)")
+    else:
+        kind = torch.device(name).type
+        matching = [device for device in here if device == name or device == f"{name}:0"
+                    or (kind == "cuda" and name == "cuda" and device.startswith("cuda:"))]
+        if not matching:
+            stop(f"--device {name} was asked for, but there is no such device here; there is "
+                 f"{', '.join(here)}. Use one of those, or --device auto.")
+        name, why = matching[0], "as asked"
+    device = torch.device(name)
     if device.type == "cpu" and hasattr(os, "sched_getaffinity"):
         # A job scheduler or taskset may allow fewer cores than the machine has: use only those.
         torch.set_num_threads(min(torch.get_num_threads(), len(os.sched_getaffinity(0))))
     if device.type == "cuda":
+        torch.cuda.set_device(device)
         # cuDNN would otherwise time several algorithms and keep the fastest, which varies by run.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
         torch.use_deterministic_algorithms(True, warn_only=True)
-    return device
+    return device, why
+
+
+# The doctor's report
+
+
+def python_line():
+    venv = HERE / ".venv"
+    line = f"Python {sys.version.split()[0]} at {sys.executable}"
+    if Path(sys.prefix).resolve() == venv.resolve():
+        return line + " (this repository's .venv)"
+    if os.environ.get("CONDA_PREFIX") and Path(os.environ["CONDA_PREFIX"]) == Path(sys.prefix):
+        return line + f" (the conda environment {Path(sys.prefix).name})"
+    if venv.is_dir():
+        return (line + f" - not this repository's .venv: in VS Code choose {readable(venv)} with "
+                f"Select Kernel, or run {readable(venv / 'bin' / 'python')} in a terminal")
+    return line + " - no .venv in this repository: see README.md, Quick start"
+
+
+def nvidia_smi(*query):
+    """What nvidia-smi prints for `query`, or None where it does not answer within 10 s."""
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        answer = subprocess.run(["nvidia-smi", *query], capture_output=True, text=True,
+                                timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return answer.stdout.strip() if answer.returncode == 0 else None
+
+
+def pytorch_line(driver_gpus):
+    line = f"PyTorch {torch.__version__}, "
+    if torch.version.cuda is None:
+        line += "a CPU-only build"
+        if driver_gpus:
+            line += (" - but nvidia-smi sees a GPU: install PyTorch's CUDA build (README.md, "
+                     "Quick start, in a new .venv)")
+        return line
+    line += f"built for CUDA {torch.version.cuda}"
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    if cudnn:  # 92400 means 9.24.0
+        line += f", cuDNN {cudnn // 10000}.{cudnn % 10000 // 100}.{cudnn % 100}"
+    return line
+
+
+def gpu_lines(driver_gpus):
+    kind = accelerator_type()
+    if kind == "cuda":
+        return [f"GPU cuda:{index}: {torch.cuda.get_device_name(index)}, "
+                f"{free / 2**30:.1f} of {total / 2**30:.1f} GiB free"
+                for index, (free, total) in enumerate(every_gpu_memory())]
+    if kind is not None:
+        return [f"GPU: {kind}, through PyTorch's {kind} backend"]
+    if driver_gpus and torch.version.cuda is not None:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        why = (f"CUDA_VISIBLE_DEVICES={visible!r} hides them" if visible is not None
+               else f"this PyTorch's CUDA {torch.version.cuda} may be newer than the driver "
+               f"supports: install a PyTorch build for the CUDA version nvidia-smi shows, or "
+               f"older")
+        return [f"GPUs: none that PyTorch can use, though nvidia-smi sees {driver_gpus}: {why}"]
+    return ["GPUs: none; the lesson trains on the CPU"]
+
+
+def free_space_line(what, folder):
+    existing = Path(folder).resolve()
+    while not existing.exists():
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    line = f"Disk for the {what} ({display(Path(folder))}): {free / 2**30:.1f} GiB free"
+    return line + (" - under 1 GiB: free some space, or choose another folder" if free < 2**30
+                   else "")
+
+
+def download_line(dataset, mirror):
+    official = DATASETS[dataset].torchvision_class.mirrors[0]
+    address = (mirror.rstrip("/") + "/") if mirror else official
+    probe = address + next(iter(IDX_FILES)) + ".gz"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(probe, method="HEAD"), timeout=3):
+            return f"Download address {address}: answers"
+    except urllib.error.HTTPError as error:
+        return f"Download address {address}: answers, but refuses ({error.code} {error.reason})"
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        return (f"Download address {address}: does not answer within 3 s ({reason}); the lesson "
+                f"will use the sample: copy the files by hand or set --mirror (README.md, "
+                f"Troubleshooting)")
+
+
+def doctor_report(settings):
+    """Lines that say what this machine offers the lesson, each problem with what to do."""
+    names = nvidia_smi("--query-gpu=name", "--format=csv,noheader")
+    driver = nvidia_smi("--query-gpu=driver_version", "--format=csv,noheader")
+    driver_gpus = ", ".join(names.splitlines()) if names else ""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return [
+        "mnistlab doctor: paste this block when you ask for help.",
+        python_line(),
+        pytorch_line(driver_gpus),
+        f"NVIDIA driver {driver.splitlines()[0]}" if driver else
+        "NVIDIA driver: nvidia-smi does not answer (no NVIDIA GPU here, or no driver)",
+        *gpu_lines(driver_gpus),
+        "CUDA_VISIBLE_DEVICES: " + ("not set" if visible is None else repr(visible)),
+        f"CPU threads: {usable} usable here, of {os.cpu_count()} on the machine",
+        free_space_line("data", settings.data_dir),
+        free_space_line("outputs", settings.out_dir),
+        download_line(settings.dataset, settings.mirror),
+    ]
+
+
+def short_report():
+    """The doctor's three most useful lines, for the lesson's device cell: the Python, the
+    PyTorch, and the GPUs it sees (without asking each for its memory)."""
+    if accelerator_type() == "cuda":
+        names = [torch.cuda.get_device_name(index) for index in range(torch.cuda.device_count())]
+        gpus = f"GPUs visible to PyTorch: {len(names)} ({', '.join(sorted(set(names)))})"
+        if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+            gpus += f", as CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r} allows"
+    else:
+        gpus = gpu_lines("")[0]
+    return [python_line(), pytorch_line(""), gpus]
 
 
 def check_memory(device, channels, batch_size):
@@ -607,12 +802,41 @@ def training_trouble(epoch, loss, accuracy, classes, lr, steps_per_epoch):
     return None
 
 
-def describe_device(device):
+def describe_device(device, why):
     if device.type == "cuda":
-        return f"Training on {device} ({torch.cuda.get_device_name(device)})"
+        return f"Training on {device} ({torch.cuda.get_device_name(device)}): {why}"
     if device.type == "cpu":
-        return f"Training on cpu with {torch.get_num_threads()} threads"
-    return f"Training on {device}"
+        return f"Training on cpu with {torch.get_num_threads()} threads: {why}"
+    return f"Training on {device}: {why}"
+
+
+@contextlib.contextmanager
+def out_of_memory_stops(device, batch_size):
+    """Training and testing inside this end, if the device runs out of memory, with one line
+    that says how much was free and what to try; the memory the failed step held is given back,
+    so that in a kernel the next run goes on without a restart."""
+    message = None
+    try:
+        yield
+    except RuntimeError as error:  # torch.OutOfMemoryError is one, and MPS's error too
+        if "out of memory" not in str(error).lower():
+            raise
+        traceback.clear_frames(error.__traceback__)  # their tensors go with them
+        message = f"{device} ran out of memory with batches of {batch_size:,}"
+        if device.type == "cuda":
+            free, total = gpu_memory(device.index or 0)
+            message += (f" ({free / 2**30:.1f} of {total / 2**30:.1f} GiB free now). Try a "
+                        f"smaller --batch-size, another GPU (--device cuda:N), or nvidia-smi to "
+                        f"see who holds its memory.")
+        else:
+            message += ". Try a smaller --batch-size or --channels."
+    if message:  # outside the except block, so that no traceback keeps the tensors alive
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        elif device.type == "mps":
+            torch.mps.empty_cache()
+        stop(message)
 
 
 # Files and figures
@@ -849,6 +1073,67 @@ def load_checkpoint(path, network_class, device):
             f" Run the lesson again to save a matching one."
         ) from None
     return model.eval(), checkpoint
+
+
+# Training that survives being cut short
+
+# The settings a run's result depends on: a cut run resumes only with the same ones.
+RUN_SETTINGS = ("epochs", "batch_size", "lr", "seed", "channels", "augment", "dataset", "sample")
+
+
+class TrainingRun:
+    """The training checkpoint of a run, saved whole after every finished epoch: the network,
+    the optimiser's and scheduler's state, the random generators' state and the history, so
+    that `--resume` goes on exactly where a cut run stopped."""
+
+    def __init__(self, settings, model, optimizer, scheduler, history):
+        self.path = Path(settings.out_dir) / f"{settings.dataset}_training.pt"
+        self.settings = {name: getattr(settings, name) for name in RUN_SETTINGS}
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.history = history
+        # Where nothing can be written, the lesson has said so already; say nothing each epoch.
+        self.can_save = os.access(settings.out_dir, os.W_OK)
+
+    def save(self, epoch):
+        if not self.can_save:
+            return
+        state = {
+            "epoch": epoch, "settings": self.settings, "history": self.history,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "cpu_random": torch.get_rng_state(),
+            "cuda_random": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        }
+        self.can_save = save_file(self.path, lambda partial: torch.save(state, partial))
+
+    def resume(self, device):
+        """The first epoch still to train: after the last finished one of the cut run saved
+        here, or 1 (with a note) where there is none. Stops, in one line, if that run had other
+        settings or its file cannot be read."""
+        if not self.path.is_file():
+            print(f"Nothing to resume: there is no cut run in {readable(self.path)}. Training "
+                  f"starts afresh.")
+            return 1
+        try:
+            state = torch.load(self.path, map_location=device, weights_only=True)
+            saved = state["settings"]
+        except Exception:  # damaged, cut short, unreadable, or not a training checkpoint
+            stop(f"{readable(self.path)} cannot be read as a training checkpoint: delete it, "
+                 f"and run without --resume to start afresh.")
+        for name, now in self.settings.items():
+            if saved.get(name) != now:
+                stop(f"--resume: the run in {readable(self.path)} was trained with {name}="
+                     f"{display(saved.get(name))}, and this one has {name}={display(now)}. Run "
+                     f"with the same settings to resume it, or without --resume to start afresh.")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["cpu_random"].cpu())
+        if state["cuda_random"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([random.cpu() for random in state["cuda_random"]])
+        self.history.update(state["history"])
+        print(f"Resuming the run in {readable(self.path)} after epoch {state['epoch']} of "
+              f"{self.settings['epochs']}.")
+        return state["epoch"] + 1
 
 
 def checkpoint_path(out_dir, dataset):

@@ -47,15 +47,15 @@ def main(arguments=None, environment=os.environ):
     )
     parser.add_argument(
         "--device",
-        choices=tools.DEVICES,
+        type=tools.argparse_type(tools.device_choice, "auto"),
         default=environment.get("MNISTLAB_DEVICE", "auto"),
-        help="where to run the network (default: %(default)s)",
+        help="where to run the network: auto, cpu, cuda, cuda:N or mps (default: %(default)s)",
     )
     try:
         options = parser.parse_args(arguments)
     except tools.SettingsError as error:
         tools.stop(f"{error}. Run python predict.py --help to see how to use it.")
-    device = tools.pick_device(options.device)
+    device, _ = tools.pick_device(options.device)
     try:
         digits, probabilities, paths_read = read_photos(options.photos, options.checkpoint, device)
     except tools.CheckpointError as error:

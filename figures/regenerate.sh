@@ -12,9 +12,9 @@ fi
 # The notebook, Run All on full MNIST with the default settings; its figures are the README's.
 unset $(compgen -e | grep '^MNISTLAB_' || true)
 "$python" mnistlab_tools.py export
-.venv/bin/jupytext --sync mnistlab.py
+.venv/bin/jupytext --update --to ipynb mnistlab.py  # the script is the source
 MNISTLAB_OUT_DIR=figures .venv/bin/jupyter execute --inplace mnistlab.ipynb
-rm -f figures/mnist_cnn.pt
+rm -f figures/mnist_cnn.pt figures/mnist_training.pt
 # Stamp the notebook with the code its outputs came from; a test compares it with the script's code.
 "$python" - <<'PY'
 import hashlib

@@ -158,3 +158,15 @@ def printed(outputs):
 
 def on_stderr(outputs):
     return "".join(output.get("text", "") for output in outputs if output.get("name") == "stderr")
+
+
+def figures_of_every_cell(environment):
+    """Run every code cell of the lesson in order in one fresh kernel, as the Interactive Window
+    sends them, each without an error; the number of figures they showed."""
+    shown = 0
+    with Kernel(environment) as kernel:
+        for source in code_cells():
+            status, outputs = kernel.run(source)
+            assert status == "ok", (source[:200], outputs[-3:])
+            shown += images_in(outputs)
+    return shown

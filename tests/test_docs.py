@@ -104,7 +104,7 @@ def test_help_works_as_documented(tmp_path):
     command = ".venv/bin/python mnistlab.py --help"
     assert any(command in line for page in PAGES for line in commands_in(page) + [text_of(page)])
     finished = run_shell(f"cd {REPO} && {command}", tmp_path)
-    assert finished.returncode == 0 and "--device {auto,cuda,mps,cpu}" in finished.stdout
+    assert finished.returncode == 0 and "--device NAME" in finished.stdout
 
 
 def test_the_gpu_check_runs():

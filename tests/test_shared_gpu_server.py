@@ -1,0 +1,143 @@
+"""On a shared server: a doctor's report to paste, the device you name, out of memory as one
+line, and long runs that survive being cut."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import weakref
+
+import pytest
+import torch
+
+import mnistlab_tools as tools
+from conftest import RESULT, SCRIPT, lesson_environment, lesson_parameters, offline, run_lesson
+from test_tools import mirror  # noqa: F401  (a fixture: MNIST-shaped files on 127.0.0.1)
+from test_wrong_turns import assert_plain_stop
+
+
+def test_the_doctor_reports_what_this_machine_really_has(tmp_path):
+    environment = offline(lesson_environment(tmp_path / "out", data_dir=tmp_path / "data"))
+    environment["CUDA_VISIBLE_DEVICES"] = "7"
+    one_core = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+    report = subprocess.run([*one_core, sys.executable, str(SCRIPT), "--doctor"], cwd=tmp_path,
+                            env=environment, capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0 and report.stderr == "", report.stderr
+    lines = report.stdout.splitlines()
+    assert lines[0].startswith("mnistlab doctor: paste this block")
+    line = {text.split(" ")[0].rstrip(":"): text for text in lines[1:]}
+    assert line["Python"].startswith(f"Python {sys.version.split()[0]} at {sys.executable}")
+    expected_venv = os.path.realpath(sys.prefix) == os.path.realpath(tools.HERE / ".venv")
+    assert ("(this repository's .venv)" in line["Python"]) == expected_venv
+    assert line["PyTorch"].startswith(f"PyTorch {torch.__version__}, ")
+    if torch.version.cuda:
+        assert f"built for CUDA {torch.version.cuda}" in line["PyTorch"]
+    else:
+        assert "a CPU-only build" in line["PyTorch"]
+    if not shutil.which("nvidia-smi"):
+        assert "nvidia-smi does not answer" in line["NVIDIA"]
+        assert line["GPUs"] == "GPUs: none; the lesson trains on the CPU"
+    assert line["CUDA_VISIBLE_DEVICES"] == "CUDA_VISIBLE_DEVICES: '7'"
+    usable = 1 if one_core else len(os.sched_getaffinity(0))
+    assert line["CPU"] == f"CPU threads: {usable} usable here, of {os.cpu_count()} on the machine"
+    disks = [text for text in lines if text.startswith("Disk for the ")]
+    assert [text.split(" (")[0] for text in disks] == ["Disk for the data", "Disk for the outputs"]
+    for text in disks:
+        free = float(re.search(r"([\d.]+) GiB free", text).group(1))
+        assert abs(free - shutil.disk_usage(tmp_path).free / 2**30) < 0.5
+    assert "does not answer within 3 s" in line["Download"] and "--mirror" in line["Download"]
+
+
+def test_the_doctor_finds_a_mirror_that_answers(mirror, monkeypatch):  # noqa: F811
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert tools.download_line("mnist", mirror) == f"Download address {mirror}: answers"
+
+
+@pytest.mark.parametrize("name", ["cuda:3", "cuda", "mps"])
+def test_a_device_that_is_not_here_is_named_with_those_that_are(tmp_path, name):
+    if name in tools.devices_here() or (name == "cuda" and torch.cuda.is_available()):
+        pytest.skip(f"this machine has {name}")
+    finished = run_lesson("--device", name, "--sample", cwd=tmp_path,
+                          environment=lesson_environment(tmp_path / "out"))
+    assert_plain_stop(finished, f"--device {name} was asked for, but there is no such device",
+                      f"there is {', '.join(tools.devices_here())}")
+
+
+def test_auto_says_which_device_and_why(tmp_path):
+    device, why = tools.pick_device("auto")
+    assert str(device) == tools.devices_here()[0]
+    if device.type == "cpu":
+        assert why == "PyTorch sees no GPU here (python mnistlab.py --doctor says why)"
+    with pytest.raises(tools.SettingsError, match="use auto, cpu, cuda, cuda:N"):
+        tools.read_settings(lesson_parameters(), ["--device", "cuda:x"], {})
+
+
+def test_out_of_memory_ends_in_one_line_and_gives_the_memory_back(capsys):
+    held = []
+
+    def training_step():
+        activations = torch.ones(1000, 1000)
+        held.append(weakref.ref(activations))
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    with pytest.raises(SystemExit) as stopped, tools.out_of_memory_stops(torch.device("cpu"), 512):
+        training_step()
+    assert stopped.value.code == 2
+    message = capsys.readouterr().err.strip()
+    assert message == ("mnistlab: cpu ran out of memory with batches of 512. Try a smaller "
+                       "--batch-size or --channels.")
+    assert held[0]() is None, "the failed step's tensors are still held"
+    with pytest.raises(RuntimeError, match="something else"):
+        with tools.out_of_memory_stops(torch.device("cpu"), 512):
+            raise RuntimeError("something else")
+
+
+def lesson_run(out_dir, *options):
+    return subprocess.Popen([sys.executable, str(SCRIPT), "--sample", "--epochs", "6", *options],
+                            cwd=out_dir.parent, env={**lesson_environment(out_dir),
+                                                     "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def weights(path):
+    return torch.load(path, weights_only=True)["weights"]
+
+
+def test_a_run_cut_short_resumes_to_the_result_of_an_uncut_run(tmp_path):
+    uncut = lesson_run(tmp_path / "uncut")
+    uncut_output, errors = uncut.communicate(timeout=300)
+    assert uncut.returncode == 0, errors
+    # A dropped SSH connection or a killed kernel: no warning, no chance to save anything.
+    cut = lesson_run(tmp_path / "cut")
+    while not cut.stdout.readline().startswith("epoch 2:"):
+        assert cut.poll() is None, cut.stderr.read()
+    cut.send_signal(signal.SIGKILL)
+    cut.communicate(timeout=60)
+    training = torch.load(tmp_path / "cut" / "mnist_training.pt", weights_only=True)
+    assert 1 <= training["epoch"] < 6
+    assert not list((tmp_path / "cut").glob(".*partial*"))
+    resumed = run_lesson("--sample", "--epochs", "6", "--resume", cwd=tmp_path,
+                         environment=lesson_environment(tmp_path / "cut"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Resuming the run in cut/mnist_training.pt after epoch {training['epoch']} of 6" \
+        in resumed.stdout
+    assert "epoch 1:" not in resumed.stdout and "epoch 6:" in resumed.stdout
+    assert RESULT.search(resumed.stdout)["accuracy"] == RESULT.search(uncut_output)["accuracy"]
+    for name, tensor in weights(tmp_path / "uncut" / "mnist_cnn.pt").items():
+        assert torch.equal(tensor, weights(tmp_path / "cut" / "mnist_cnn.pt")[name]), name
+
+    other = run_lesson("--sample", "--epochs", "7", "--resume", cwd=tmp_path,
+                       environment=lesson_environment(tmp_path / "cut"))
+    assert_plain_stop(other, "--resume: the run in cut/mnist_training.pt was trained with "
+                      "epochs=6, and this one has epochs=7", "without --resume to start afresh")
+
+
+def test_resume_with_nothing_to_resume_starts_afresh(tmp_path):
+    finished = run_lesson("--sample", "--resume", cwd=tmp_path,
+                          environment=lesson_environment(tmp_path / "out"))
+    assert finished.returncode == 0, finished.stderr
+    assert "Nothing to resume: there is no cut run in out/mnist_training.pt" in finished.stdout
+    assert (tmp_path / "out" / "mnist_training.pt").is_file()
