@@ -10,6 +10,29 @@ Run as a script, it copies the lesson's cells marked #@save into mnistlab_saved.
     python mnistlab_tools.py export
 """
 
+import os
+import signal
+import sys
+
+IN_NOTEBOOK = "ipykernel" in sys.modules
+
+
+def end_at_once(*_):
+    """Ctrl-C in a terminal, outside training: one line, exit status 130, at once. It must not
+    raise KeyboardInterrupt: raised while PyTorch or matplotlib imports a C++ extension, that
+    aborts the process with a C++ error instead."""
+    try:
+        sys.stdout.flush()
+        print("\nmnistlab: stopped by Ctrl-C.", file=sys.stderr, flush=True)
+    except Exception:  # a stream busy in a write may refuse; exit all the same
+        pass
+    os._exit(130)
+
+
+if not IN_NOTEBOOK and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    # First of all, before the other imports, so that Ctrl-C while they load ends quietly too.
+    signal.signal(signal.SIGINT, end_at_once)
+
 import argparse
 import ast
 import codecs
@@ -17,12 +40,9 @@ import contextlib
 import errno
 import gc
 import gzip
-import os
 import pickle
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import traceback
 import urllib.request
@@ -31,7 +51,6 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-IN_NOTEBOOK = "ipykernel" in sys.modules
 # What a terminal cannot print, in plain ASCII: the lesson writes →, × and ± in its messages.
 ASCII = {"→": "->", "×": "x", "±": "+/-", "–": "-", "…": "...", "·": ".", "²": "2"}
 
@@ -45,8 +64,7 @@ def end_quietly(kind, error, trace):
     """In a terminal, Ctrl-C at any moment ends the run with one line, and a closed pipe (as in
     `python mnistlab.py | head`) ends it silently; anything else is reported as Python does."""
     if issubclass(kind, KeyboardInterrupt):
-        print("\nmnistlab: stopped by Ctrl-C.", file=sys.stderr, flush=True)
-        os._exit(130)
+        end_at_once()
     if issubclass(kind, BrokenPipeError):
         os._exit(141)  # as a program ended by the closed pipe's signal
     sys.__excepthook__(kind, error, trace)
@@ -60,13 +78,13 @@ if not IN_NOTEBOOK:
     sys.excepthook = end_quietly
 
 # The heavy imports come after, so that Ctrl-C while they load ends quietly too.
-import matplotlib  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image, ImageOps, UnidentifiedImageError  # noqa: E402
-from torchvision import datasets  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision import datasets
+from tqdm import tqdm
 
 if not IN_NOTEBOOK:
     matplotlib.use("Agg")  # an SSH terminal has no screen: figures go to files, not windows
@@ -985,6 +1003,8 @@ class StopRequest:
 
     def request(self, *_):
         if self.requested:
+            if not IN_NOTEBOOK:
+                end_at_once()
             raise KeyboardInterrupt
         self.requested = True
 

@@ -277,15 +277,18 @@ def test_the_same_seed_on_the_cpu_gives_the_same_result(tmp_path):
 
 # Round two: wrong turns found by trying to break the lesson
 
-def test_ctrl_c_while_the_lesson_imports_ends_with_one_line(tmp_path):
+@pytest.mark.parametrize("seconds", [0.3, 0.8, 1.5, 2.2])
+def test_ctrl_c_while_the_lesson_imports_ends_with_one_line(tmp_path, seconds):
+    # PyTorch and its friends take seconds to import; a KeyboardInterrupt raised inside the
+    # import of one of their C++ extensions used to abort with "terminate called after …".
     lesson = subprocess.Popen([sys.executable, str(SCRIPT), "--sample"], cwd=tmp_path,
                               env=lesson_environment(tmp_path / "out"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)  # torch and its friends take several seconds to import
+    time.sleep(seconds)
     lesson.send_signal(signal.SIGINT)
-    output, errors = lesson.communicate(timeout=60)
+    _, errors = lesson.communicate(timeout=60)
     assert lesson.returncode == 130, errors
-    assert errors.strip() == "mnistlab: stopped by Ctrl-C." and output == ""
+    assert errors.strip() == "mnistlab: stopped by Ctrl-C.", errors
 
 
 def test_ctrl_c_keeps_what_was_learned_and_a_second_one_ends_at_once(tmp_path):
