@@ -633,13 +633,12 @@ def pick_device(name):
             why = ("the only accelerator here" if name != "cpu"
                    else "PyTorch sees no GPU here (python mnistlab.py --doctor says why)")
     else:
-        kind = torch.device(name).type
-        matching = [device for device in here if device == name or device == f"{name}:0"
-                    or (kind == "cuda" and name == "cuda" and device.startswith("cuda:"))]
-        if not matching:
+        if name not in here and f"{name}:0" in here:
+            name += ":0"  # cuda means the first GPU
+        if name not in here:
             stop(f"--device {name} was asked for, but there is no such device here; there is "
                  f"{', '.join(here)}. Use one of those, or --device auto.")
-        name, why = matching[0], "as asked"
+        why = "as asked"
     device = torch.device(name)
     if device.type == "cpu" and hasattr(os, "sched_getaffinity"):
         # A job scheduler or taskset may allow fewer cores than the machine has: use only those.
