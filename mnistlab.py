@@ -27,32 +27,6 @@
 # terminal, where the figures are saved as PNG files instead of shown.
 
 # %% [markdown]
-# ## Imports
-#
-# PyTorch builds and trains the network, and matplotlib, pandas, seaborn and
-# scikit-learn draw and count the results. `mnistlab_tools.py`, beside this
-# file, holds what keeps the lesson robust but teaches nothing about machine
-# learning: reading the settings, finding the data, saving files whole,
-# Ctrl-C. Each use of it below is one line; read the module when you are
-# curious how it works.
-
-# %%
-import mnistlab_tools as tools  # first, so that Ctrl-C in a terminal ends with one line at once
-
-import sys
-import time
-
-import matplotlib.pyplot as plt
-import pandas as pd
-import seaborn as sns
-import torch
-import torch.nn.functional as F
-from PIL import ImageOps
-from sklearn.metrics import classification_report, confusion_matrix
-from torch import nn
-from torchvision.transforms.functional import pil_to_tensor
-
-# %% [markdown]
 # ## Parameters
 #
 # Everything you may want to change is here. Edit a value and run this cell
@@ -80,18 +54,39 @@ photos = ["sample/photo_of_a_7.jpg"]  # photos of handwritten digits to read at 
 resume = False            # True: go on with the run cut short in out_dir, after its last epoch
 
 # %% [markdown]
-# The values are checked before anything runs, so that a typing mistake
+# `mnistlab_tools/`, beside this file, holds what keeps the lesson robust
+# but teaches nothing about machine learning, one small module per concern:
+# reading the settings, finding the data, saving files whole, Ctrl-C. Each
+# use of it below is a line or two; read its modules when you are curious
+# how they work. First it checks the values above, so that a typing mistake
 # stops the lesson now, with one line that says what is wrong, rather than
-# halfway through. The line printed shows where each value came from, and
+# halfway through. The line printed shows where each value came from;
 # figures and the trained network will be saved in `out_dir`.
 
 # %%
-settings = tools.settings_or_stop(dict(
-    epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, channels=channels, augment=augment,
-    device_name=device_name, dataset=dataset, data_dir=data_dir, mirror=mirror, sample=sample,
-    out_dir=out_dir, tensorboard=tensorboard, photos=photos, resume=resume))
+import mnistlab_tools as tools
+
+tools.set_up_terminal()  # in a terminal: Ctrl-C ends in one line, and figures go to files
+settings = tools.settings_or_stop(globals())  # the values above, the environment, the options
 print(tools.describe(settings))
 figures = tools.Figures(settings.out_dir)
+
+# %% [markdown]
+# ## Imports
+#
+# PyTorch builds and trains the network, and matplotlib, pandas, seaborn and
+# scikit-learn draw and count the results.
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+import torch.nn.functional as F
+from PIL import ImageOps
+from sklearn.metrics import classification_report, confusion_matrix
+from torch import nn
+from torchvision.transforms.functional import pil_to_tensor
 
 # %% [markdown]
 # ## Where to train: the device
@@ -103,13 +98,11 @@ figures = tools.Figures(settings.out_dir)
 # PyTorch runs one thread per usable core. On a GPU, `pick_device` also turns
 # off the fastest-but-variable convolution routines, so that a seed repeats
 # exactly. The lines below it say which Python and PyTorch run the lesson
-# (`python mnistlab.py --doctor` says more), and `check_memory` stops the
-# lesson now if the network and its batches would not fit in free memory.
+# (`python mnistlab.py --doctor` says more).
 
 # %%
 device, why = tools.pick_device(settings.device_name)
 print(tools.describe_device(device, why), *tools.short_report(), sep="\n")
-tools.check_memory(device, settings.channels, settings.batch_size)
 
 # %% [markdown]
 # ## The data
@@ -145,17 +138,26 @@ print(f"{len(train_set):,} training {items} and {len(test_set):,} test {items} o
 # shaped `(batch, channels, height, width)`.
 
 # %%
-train_pixels = train_set.data.float() / 255
-mean, std = train_pixels.mean().item(), train_pixels.std().item()
+#@save
+def pixel_mean_and_std(split):
+    pixels = split.data.float() / 255
+    return pixels.mean().item(), pixels.std().item()
 
 
-def to_tensors(split):
+def to_tensors(split, mean, std, device):
+    """A split's images, scaled and with a channel dimension, and its labels, on the device."""
     images = (split.data.float() / 255 - mean) / std
     return images.unsqueeze(1).to(device), split.targets.to(device)
 
+# %% [markdown]
+# Both splits are scaled with the training images' mean and std: the test
+# images stand for digits the network has never seen, so nothing is learned
+# from them.
 
-train_images, train_labels = to_tensors(train_set)
-test_images, test_labels = to_tensors(test_set)
+# %%
+mean, std = pixel_mean_and_std(train_set)
+train_images, train_labels = to_tensors(train_set, mean, std, device)
+test_images, test_labels = to_tensors(test_set, mean, std, device)
 print(f"training images {tuple(train_images.shape)}, mean {mean:.4f}, std {std:.4f}")
 
 # %% [markdown]
@@ -182,7 +184,7 @@ figures.show(examples, "sample_digits")
 # own offset, so the convolutions need no bias.
 #
 # A cell that starts with `#@save` is also copied into `mnistlab_saved.py`
-# (`python mnistlab_tools.py export` does it), so that `predict.py` can build
+# (`python -m mnistlab_tools.export` does it), so that `predict.py` can build
 # the same network without running the lesson.
 
 # %%
@@ -205,9 +207,16 @@ class DigitNet(nn.Module):
     def forward(self, images):
         return self.classify(self.features(images).flatten(1))
 
+# %% [markdown]
+# Print the network and count its weights. `check_memory` runs it once on a
+# few training images to see what a training step keeps in memory, and
+# stops the lesson now if training on whole batches would not fit in the
+# device's free memory.
+
 # %%
-print(DigitNet(settings.channels))
-print(f"{sum(p.numel() for p in DigitNet(settings.channels).parameters()):,} parameters")
+model = DigitNet(settings.channels)
+print(model, f"{sum(p.numel() for p in model.parameters()):,} parameters", sep="\n")
+tools.check_memory(model, train_images[:4], settings.batch_size)
 
 # %% [markdown]
 # ## Training and testing
@@ -220,30 +229,32 @@ print(f"{sum(p.numel() for p in DigitNet(settings.channels).parameters()):,} par
 # which helps on digits it has never seen when it trains for many epochs.
 # `predict` runs the network without tracking gradients (`inference_mode`)
 # and in evaluation mode, where batch normalisation uses the statistics it
-# learned instead of the batch's own.
+# learned instead of the batch's own. Adam adapts the step size of each
+# weight on its own, and the one-cycle schedule warms the learning rate up
+# to `lr` and then anneals it towards zero: together they reach about 99 %
+# in a single epoch.
 
 # %%
 #@save
-def train_one_epoch(model, optimizer, scheduler, images, labels, batch_size, augment=False,
-                    description="", ctrl_c=None, writer=None, steps_before=0):
-    """Train on every image once; the loss of each batch. Ctrl-C ends the epoch after the batch."""
+def shuffled_batches(images, labels, batch_size):
+    """The images and their labels in a fresh random order, a batch at a time."""
+    order = torch.randperm(len(images), device=images.device)
+    return ((images[batch], labels[batch]) for batch in order.split(batch_size))
+
+
+def train_one_epoch(model, optimizer, scheduler, batches, augment=False):
+    """Train on each batch of (images, labels) once; the loss of each batch."""
     model.train()
     losses = []
-    batches = torch.randperm(len(images), device=images.device).split(batch_size)
-    for batch in tools.progress(batches, description):
-        if ctrl_c and ctrl_c.requested:
-            break
-        inputs = images[batch]
+    for images, labels in batches:
         if augment:  # digits have 4 pixels of margin: what rolls off one edge is background
-            inputs = inputs.roll(torch.randint(-2, 3, (2,)).tolist(), dims=(2, 3))
-        loss = F.cross_entropy(model(inputs), labels[batch])
+            images = images.roll(torch.randint(-2, 3, (2,)).tolist(), dims=(2, 3))
+        loss = F.cross_entropy(model(images), labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         scheduler.step()
         losses.append(loss.detach())
-        if writer:
-            writer.add_scalar("loss/batch", loss.item(), steps_before + len(losses))
     return torch.stack(losses).tolist() if losses else []
 
 
@@ -256,67 +267,53 @@ def predict(model, images):
 def accuracy(predicted, known):
     return (predicted == known).float().mean().item() * 100
 
+
+def fresh_network(channels, seed, device):
+    """A new DigitNet with weights drawn from the seed, on the device, kept channels last."""
+    torch.manual_seed(seed)
+    return DigitNet(channels).to(device, memory_format=torch.channels_last)
+
+
+def one_cycle_adam(model, lr, total_steps):
+    """Adam, with a schedule that warms the learning rate up to lr, then anneals it to zero."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    return optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=total_steps)
+
 # %% [markdown]
-# Now train. Adam adapts the step size of each weight on its own, and the
-# one-cycle schedule warms the learning rate up to `lr` and then anneals it
-# towards zero: together they reach 99 % in a single epoch. The model is kept
-# "channels last" (pixel by pixel, all channels together), the memory layout
-# the CPU's and the GPU's convolution routines are fastest with. Running this
-# cell again starts over from a fresh network, and the same seed gives the
-# same result. Ctrl-C, or the notebook's Interrupt button, stops training
-# after the current batch and keeps the network as it stands, so the cells
-# below still work; in a terminal the lesson goes on to draw its figures and
-# save the network, and a second Ctrl-C ends it at once. A network that is
-# not learning (a loss that is no longer a number, or accuracy no better
-# than guessing) stops the training with an explanation. With `tensorboard`,
-# the loss of each batch, the loss and test accuracy of each epoch, some
-# training images and the network's graph go to `runs/` in `out_dir`, for
-# TensorBoard to draw while it trains. After every epoch, the whole state of
-# the training (network, optimiser, schedule, random generators) is saved in
-# `out_dir`, so that `resume = True` (or `--resume`) goes on after the last
-# finished epoch of a run that was cut short, and ends as if it never was.
+# Now train. `fresh_network` keeps the model "channels last" (pixel by pixel,
+# all channels together), the memory layout the CPU's and the GPU's
+# convolution routines are fastest with. Running this cell again starts over
+# from a fresh network, and the same seed gives the same result.
+#
+# `tools.TrainingRun` does what a long run on a real machine needs, none of
+# it machine learning: it shows a progress bar; Ctrl-C, or the notebook's
+# Interrupt button, ends training after the current batch and keeps the
+# network as it stands, so the cells below still work (a second Ctrl-C in a
+# terminal ends the lesson at once); running out of memory ends in one line
+# that says what to try; a network that is not learning (a loss that is no
+# longer a number, or accuracy no better than guessing) stops training with
+# an explanation. With `tensorboard`, it logs the loss of each batch, the
+# loss and test accuracy of each epoch, some training images and the
+# network's graph to `runs/` in `out_dir`, for TensorBoard to draw. After
+# every epoch it saves the whole state of the training (network, optimiser,
+# schedule, random generators) in `out_dir`, so that `resume = True` (or
+# `--resume`) goes on after the last finished epoch of a run that was cut
+# short, and ends as if it never was.
 
 # %%
-torch.manual_seed(settings.seed)
-model = DigitNet(settings.channels).to(device, memory_format=torch.channels_last)
-optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+model = fresh_network(settings.channels, settings.seed, device)
 steps_per_epoch = -(-len(train_images) // settings.batch_size)
-scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr,
-                                                total_steps=settings.epochs * steps_per_epoch)
-history = {"loss": [], "accuracy": []}
-run = tools.TrainingRun(settings, model, optimizer, scheduler, history)
-first_epoch = run.resume(device) if settings.resume else 1
-trouble = None  # why training stopped, if it was not learning
-run_name = f"{settings.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
-writer = tools.tensorboard_writer(settings.out_dir / "runs" / run_name, model, train_images) \
-    if settings.tensorboard and figures.can_save else None
-start = time.perf_counter()
-with tools.StopRequest() as ctrl_c, tools.out_of_memory_stops(device, settings.batch_size):
-    for epoch in range(first_epoch, settings.epochs + 1):
-        losses = train_one_epoch(model, optimizer, scheduler, train_images, train_labels,
-                                 settings.batch_size, settings.augment, f"epoch {epoch}", ctrl_c,
-                                 writer, steps_before=len(history["loss"]))
-        history["loss"] += losses
-        history["accuracy"].append(accuracy(predict(model, test_images), test_labels))
-        epoch_loss = sum(losses) / max(len(losses), 1)
-        if writer:
-            writer.add_scalar("loss/epoch", epoch_loss, epoch)
-            writer.add_scalar("accuracy/test", history["accuracy"][-1], epoch)
-        print(f"epoch {epoch}: training loss {epoch_loss:.4f}, "
-              f"test accuracy {history['accuracy'][-1]:.2f} %")
-        trouble = None if ctrl_c.requested else tools.training_trouble(
-            epoch, epoch_loss, history["accuracy"][-1], len(class_names), settings.lr,
-            steps_per_epoch)
-        if trouble or ctrl_c.requested:
-            print(trouble or f"Stopped by Ctrl-C in epoch {epoch} of {settings.epochs}, after "
-                  f"{len(losses)} of {steps_per_epoch} batches. The network keeps what it has "
-                  f"learned so far.")
-            break
-        run.save(epoch)
-training_seconds = time.perf_counter() - start
-if writer:
-    writer.close()
-    print(f"TensorBoard log: {tools.readable(writer.log_dir)}")
+optimizer, scheduler = one_cycle_adam(model, settings.lr, settings.epochs * steps_per_epoch)
+with tools.TrainingRun(settings, model, optimizer, scheduler, train_images) as run:
+    for epoch in run.epochs():
+        batches = shuffled_batches(train_images, train_labels, settings.batch_size)
+        losses = train_one_epoch(model, optimizer, scheduler, run.watched(batches, epoch),
+                                 settings.augment)
+        test_accuracy = accuracy(predict(model, test_images), test_labels)
+        print(f"epoch {epoch}: training loss {sum(losses) / max(len(losses), 1):.4f}, "
+              f"test accuracy {test_accuracy:.2f} %")
+        run.end_epoch(epoch, losses, test_accuracy)
+history = run.history
 
 # %% [markdown]
 # ## The learning curve
@@ -411,7 +408,7 @@ if len(wrong):
 
 # %%
 checkpoint = tools.checkpoint_path(settings.out_dir, settings.dataset)
-if trouble:
+if not run.learned:
     print(f"Not saved: the network did not learn, and {tools.readable(checkpoint)} keeps what it "
           f"had.")
 elif figures.can_save and tools.save_checkpoint(checkpoint, model, settings.channels,
@@ -489,7 +486,7 @@ def read_digits(model, digits, mean, std):
 # %%
 if settings.dataset != "mnist":
     print("Reading handwritten digits needs a network trained on MNIST: set dataset = \"mnist\".")
-elif trouble:
+elif not run.learned:
     print("The network did not learn, so its readings would mean nothing: train it again.")
 elif settings.photos:
     digits, photos_read = tools.prepare_photos(settings.photos, prepare_digit)
@@ -506,11 +503,10 @@ elif settings.photos:
 # One line to compare runs: how long training took and how well it did.
 
 # %%
-print(f"Result: {training_seconds:.2f} s of training on {device}, "
+print(f"Result: {run.seconds:.2f} s of training on {device}, "
       f"test accuracy {test_accuracy:.2f} % "
       f"on {len(test_labels):,} {'sample' if on_sample else dataset_info.name} test {items}")
-if ctrl_c.requested and not tools.IN_NOTEBOOK:
-    sys.exit(130)  # in a terminal, the exit status says that the run was cut short
+run.exit_if_interrupted()  # in a terminal, the exit status says that the run was cut short
 
 # %% [markdown]
 # ## Where to go next

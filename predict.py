@@ -11,64 +11,62 @@ import os
 from pathlib import Path
 
 import mnistlab_tools as tools
-from mnistlab_saved import DigitNet, prepare_digit, read_digits
+
+# The lesson's own settings, checked the same way: --out-dir (MNISTLAB_OUT_DIR), --device
+# (MNISTLAB_DEVICE).
+SETTINGS = [tools.SETTING["out_dir"], tools.SETTING["device_name"]]
+
+
+def read_options(arguments, environment):
+    """The photos, the checkpoint and the device, from the command line and MNISTLAB_* variables;
+    a wrong one stops with one line."""
+    defaults = {setting.name: setting.default for setting in SETTINGS}
+    try:
+        values, origins = tools.starting_values(SETTINGS, defaults, environment)
+        parser = tools.settings_parser("python predict.py", __doc__.splitlines()[0], SETTINGS,
+                                       values)
+        parser.add_argument("photos", nargs="+", type=Path, metavar="PHOTO",
+                            help="photos or scans of one handwritten digit each (PNG, JPEG)")
+        parser.add_argument("--checkpoint", type=Path, default=None,
+                            help="the network saved by the lesson "
+                            "(default: mnist_cnn.pt in the output folder)")
+        return tools.parse(parser, values, origins, arguments)
+    except tools.SettingsError as error:
+        tools.stop(f"{error}. Run python predict.py --help to see how to use it.")
 
 
 def read_photos(paths, checkpoint, device):
     """(digits, probabilities, paths_read): each photo that could be read, prepared like an MNIST
     digit; the ten probabilities the saved network gives it, with the pixels scaled by the mean
     and std it was trained with; and the paths of those photos."""
+    from mnistlab_saved import DigitNet, prepare_digit, read_digits
+
     model, saved = tools.load_checkpoint(checkpoint, DigitNet, device)
     if saved["dataset"] != "mnist":
         raise tools.CheckpointError(
             f"{tools.readable(checkpoint)} was trained on {saved['dataset']}, whose classes are "
             f"{', '.join(saved['class_names'][:3])}, …, not digits: name the MNIST network, "
-            f"{tools.readable(tools.checkpoint_path(Path(checkpoint).parent, 'mnist'))}"
-        )
+            f"{tools.readable(tools.checkpoint_path(Path(checkpoint).parent, 'mnist'))}")
     digits, paths_read = tools.prepare_photos(paths, prepare_digit)
     return digits, read_digits(model, digits, saved["mean"], saved["std"]), paths_read
 
 
 def main(arguments=None, environment=os.environ):
-    parser = tools.SettingsParser(prog="python predict.py", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "photos",
-        nargs="+",
-        type=Path,
-        metavar="PHOTO",
-        help="photos or scans of one handwritten digit each (PNG, JPEG)",
-    )
-    out_dir = Path(environment.get("MNISTLAB_OUT_DIR") or tools.HERE / "outputs")
-    parser.add_argument(
-        "--checkpoint",
-        type=Path,
-        default=tools.checkpoint_path(out_dir, "mnist"),
-        help="the network saved by the lesson (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--device",
-        type=tools.argparse_type(tools.device_choice, "auto"),
-        default=environment.get("MNISTLAB_DEVICE", "auto"),
-        help="where to run the network: auto, cpu, cuda, cuda:N or mps (default: %(default)s)",
-    )
+    options = read_options(arguments, environment)
+    checkpoint = options.checkpoint or tools.checkpoint_path(options.out_dir, "mnist")
+    device, _ = tools.pick_device(options.device_name)
     try:
-        options = parser.parse_args(arguments)
-    except tools.SettingsError as error:
-        tools.stop(f"{error}. Run python predict.py --help to see how to use it.")
-    device, _ = tools.pick_device(options.device)
-    try:
-        digits, probabilities, paths_read = read_photos(options.photos, options.checkpoint, device)
+        digits, probabilities, paths_read = read_photos(options.photos, checkpoint, device)
     except tools.CheckpointError as error:
         tools.stop(str(error))
     guesses = zip(paths_read, probabilities.argmax(1), probabilities.amax(1), strict=True)
     for path, guess, chance in guesses:
         print(f"{tools.readable(path)}: {int(guess)} ({chance * 100:.1f} %)")
-    figures = tools.Figures(options.checkpoint.parent)
-    figures.show(
-        tools.readings_figure(digits, probabilities, [path.name for path in paths_read]),
-        "your_digits",
-    )
+    figures = tools.Figures(checkpoint.parent)
+    figures.show(tools.readings_figure(digits, probabilities, [path.name for path in paths_read]),
+                 "your_digits")
 
 
 if __name__ == "__main__":
+    tools.set_up_terminal()
     main()

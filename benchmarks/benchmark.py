@@ -102,30 +102,20 @@ def synchronize(device):
 
 
 def train_lesson(data, device, seed, settings):
-    """The lesson's recipe with its settings: tensors on the device, shuffled index batches,
-    DigitNet, Adam, one cycle."""
+    """The lesson's recipe, from its #@save cells, with its settings: tensors on the device,
+    shuffled index batches, DigitNet channels last, Adam with a one-cycle schedule."""
     train_images, train_labels, test_images, test_labels = data
-    torch.manual_seed(seed)
-    model = lesson.DigitNet(settings.channels).to(device, memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    model = lesson.fresh_network(settings.channels, seed, device)
     steps_per_epoch = -(-len(train_images) // settings.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=settings.lr, total_steps=settings.epochs * steps_per_epoch
-    )
+    optimizer, scheduler = lesson.one_cycle_adam(model, settings.lr,
+                                                 settings.epochs * steps_per_epoch)
     run, trained = Run(), 0.0
     with PeakMemory(device) as memory:
         for _ in range(settings.epochs):
             synchronize(device)
             start = time.perf_counter()
-            lesson.train_one_epoch(
-                model,
-                optimizer,
-                scheduler,
-                train_images,
-                train_labels,
-                settings.batch_size,
-                settings.augment,
-            )
+            batches = lesson.shuffled_batches(train_images, train_labels, settings.batch_size)
+            lesson.train_one_epoch(model, optimizer, scheduler, batches, settings.augment)
             synchronize(device)
             trained += time.perf_counter() - start
             run.seconds.append(trained)
@@ -272,15 +262,9 @@ def main():
     device = torch.device(options.device)
     root = REPO / "sample" if options.sample else options.data_dir
     train_set, test_set = datasets.MNIST(root, train=True), datasets.MNIST(root, train=False)
-    pixels = train_set.data.float() / 255
-    mean, std = pixels.mean(), pixels.std()
-
-    def tensors(split):
-        return ((split.data.float() / 255 - mean) / std).unsqueeze(1).to(device), split.targets.to(
-            device
-        )
-
-    data = (*tensors(train_set), *tensors(test_set))
+    mean, std = lesson.pixel_mean_and_std(train_set)
+    data = (*lesson.to_tensors(train_set, mean, std, device),
+            *lesson.to_tensors(test_set, mean, std, device))
     if options.measure_memory:
         one_epoch = lesson_settings((options.long or "") + " --epochs 1")  # before measuring
         before = resident_bytes()

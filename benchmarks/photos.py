@@ -19,10 +19,9 @@ from torchvision import datasets
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 import mnistlab_saved  # noqa: E402
 import mnistlab_tools as tools  # noqa: E402
-from photo_like import photo_of  # noqa: E402
+from photo_like import photo_of  # noqa: E402  (beside this script)
 
 
 def main():
@@ -37,9 +36,8 @@ def main():
             paths.append(folder / f"photo_{index}.jpg")
             photo_of(digits[index % len(digits)], seed=index).save(paths[-1], quality=80)
         checkpoint = tools.checkpoint_path(folder, "mnist")
-        info = tools.DATASETS["mnist"]
         tools.save_checkpoint(checkpoint, mnistlab_saved.DigitNet(), 16, "mnist",
-                              info.class_names, 0.1307, 0.3081)
+                              tools.DATASETS["mnist"].class_names, 0.1307, 0.3081)
         start = time.perf_counter()
         subprocess.run([sys.executable, str(REPO / "predict.py"), "--checkpoint", str(checkpoint),
                         *map(str, paths)], check=True, capture_output=True)

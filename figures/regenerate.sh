@@ -11,7 +11,7 @@ if [ ! -f data/MNIST/raw/train-images-idx3-ubyte ]; then
 fi
 # The notebook, Run All on full MNIST with the default settings; its figures are the README's.
 unset $(compgen -e | grep '^MNISTLAB_' || true)
-"$python" mnistlab_tools.py export
+"$python" -m mnistlab_tools.export
 .venv/bin/jupytext --update --to ipynb mnistlab.py  # the script is the source
 MNISTLAB_OUT_DIR=figures .venv/bin/jupyter execute --inplace mnistlab.ipynb
 rm -f figures/mnist_cnn.pt figures/mnist_training.pt

@@ -1,172 +1,100 @@
-"""Shared helpers: where the lesson is, and how to run it as a user would: terminal or kernel."""
+"""The tests' fixtures: what several tests share, made once where a test does not need its own
+(trained runs, a mirror, an SSH server, real file systems)."""
 
-import ast
-import os
-import re
-import shutil
+import functools
+import http.server
 import subprocess
-import sys
-from pathlib import Path
+import threading
 
-import jupytext
-import papermill
-from jupyter_client.manager import start_new_kernel
+import pytest
+import torch
+from torchvision import datasets
 
-REPO = Path(__file__).resolve().parent.parent
-SCRIPT = REPO / "mnistlab.py"
-NOTEBOOK = REPO / "mnistlab.ipynb"
-# What a fresh clone holds for the lesson to run: the lesson, its modules, and the sample.
-LESSON_FILES = ["mnistlab.py", "mnistlab_tools.py", "mnistlab_saved.py", "predict.py"]
-FIGURES = [
-    "sample_digits",
-    "learning_curve",
-    "confusion_matrix",
-    "misclassified_digits",
-    "your_digits",
-]
-RESULT = re.compile(
-    r"^Result: (?P<seconds>[\d.]+) s of training on \w+, "
-    r"test accuracy (?P<accuracy>[\d.]+) %",
-    re.M,
+import mnistlab_saved as saved
+import mnistlab_tools as tools
+from helpers import (
+    RESULT,
+    QuietHandler,
+    Server,
+    fresh_clone,
+    lesson_environment,
+    run_lesson,
+    tmpfs,
+    write_mnist_like,
 )
 
 
-def lesson_environment(out_dir, **settings):
-    """The user's environment with no display, no stray MNISTLAB_* settings, and the given ones."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("MNISTLAB_")
-        and name not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")
-    }
-    environment["MNISTLAB_OUT_DIR"] = str(out_dir)
-    environment.update({f"MNISTLAB_{name.upper()}": str(value) for name, value in settings.items()})
-    return environment
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 256 KB file system, full after a few writes."""
+    with tmpfs(tmp_path / "disk", "256k") as disk:
+        yield disk
 
 
-def as_a_user_without_rights():
-    """The start of a command that runs as a user whom file permissions bind. Root passes every
-    permission check, so root drops the two capabilities that let it; anyone else already is one."""
-    if os.geteuid() != 0:
-        return []
-    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+@pytest.fixture
+def read_only_clone(tmp_path):
+    """A fresh clone on a real read-only file system, as a learner may be given one."""
+    with tmpfs(tmp_path / "clone", "16m") as disk:
+        fresh_clone(disk)
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        yield disk
 
 
-def run_lesson(*options, cwd, environment, script=SCRIPT, timeout=300, without_rights=False):
-    """`python mnistlab.py OPTIONS` in a terminal, started from `cwd`."""
-    user = as_a_user_without_rights() if without_rights else []
-    return subprocess.run(
-        [*user, sys.executable, str(script), *options],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+@pytest.fixture
+def mirror(tmp_path):
+    """A small HTTP server on 127.0.0.1 serving MNIST-shaped .gz files, as the real mirror does."""
+    served = tmp_path / "served"
+    write_mnist_like(served, packed=True)
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=served)
     )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
 
 
-def run_predict(*arguments, cwd, environment, folder=REPO, without_rights=False):
-    """`python predict.py ARGUMENTS` in a terminal, started from `cwd`."""
-    user = as_a_user_without_rights() if without_rights else []
-    return subprocess.run(
-        [*user, sys.executable, str(folder / "predict.py"), *arguments],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
+@pytest.fixture(scope="session")
+def sample_network():
+    """DigitNet trained on the committed sample for 5 epochs, with the pixels' mean and spread."""
+    train = datasets.MNIST(tools.SAMPLE_DIR, train=True)
+    pixels = train.data.float() / 255
+    mean, std = pixels.mean().item(), pixels.std().item()
+    images, labels = ((pixels - mean) / std).unsqueeze(1), train.targets
+    torch.manual_seed(0)
+    model = saved.DigitNet()
+    optimizer, scheduler = saved.one_cycle_adam(model, 0.02, 5 * 16)
+    for _ in range(5):
+        saved.train_one_epoch(model, optimizer, scheduler,
+                              saved.shuffled_batches(images, labels, 128))
+    return model.eval(), mean, std
+
+
+@pytest.fixture(scope="session")
+def trained_out_dir(tmp_path_factory):
+    """An output folder holding the checkpoint of a sample run, as after running the lesson once."""
+    out_dir = tmp_path_factory.mktemp("lesson") / "outputs"
+    finished = run_lesson("--sample", cwd=out_dir.parent, environment=lesson_environment(out_dir))
+    assert finished.returncode == 0, finished.stderr
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def fashion_out_dir(trained_out_dir):
+    """The same output folder after a Fashion-MNIST run too."""
+    finished = run_lesson(
+        "--sample",
+        "--dataset",
+        "fashion",
+        cwd=trained_out_dir.parent,
+        environment=lesson_environment(trained_out_dir),
     )
+    assert finished.returncode == 0, finished.stderr
+    assert "FashionMNIST" in finished.stdout and "Ankle boot" in finished.stdout
+    assert RESULT.search(finished.stdout)
+    return trained_out_dir
 
 
-def fresh_clone(folder):
-    """The lesson, its modules and the sample in a folder of their own, as a fresh clone has them:
-    no data/, no outputs/, no runs/."""
-    for name in LESSON_FILES:
-        shutil.copy2(REPO / name, folder / name)
-    shutil.copytree(REPO / "sample", folder / "sample")
-    return folder / "mnistlab.py"
-
-
-def offline(environment):
-    """No network, as behind a firewall: a proxy on a closed local port fails every download."""
-    closed = "http://127.0.0.1:9"
-    return {
-        **environment,
-        "http_proxy": closed,
-        "https_proxy": closed,
-        "HTTP_PROXY": closed,
-        "HTTPS_PROXY": closed,
-        "no_proxy": "",
-        "NO_PROXY": "",
-    }
-
-
-def lesson_parameters():
-    """The values of the lesson's parameters cell, as papermill reads them, without running it."""
-    return {
-        name: ast.literal_eval(parameter["default"])
-        for name, parameter in papermill.inspect_notebook(str(NOTEBOOK)).items()
-    }
-
-
-class Kernel:
-    """A fresh Jupyter kernel in the repository folder, fed code the way VS Code's Interactive
-    Window feeds it."""
-
-    def __init__(self, environment, cwd=REPO):
-        self.environment, self.cwd = environment, cwd
-
-    def __enter__(self):
-        self.manager, self.client = start_new_kernel(
-            kernel_name="python3", cwd=str(self.cwd), env=self.environment
-        )
-        return self
-
-    def run(self, source, timeout=240):
-        """Run one cell: its reply status and the contents of its output messages."""
-        outputs = []
-        reply = self.client.execute_interactive(
-            source, timeout=timeout, output_hook=lambda message: outputs.append(message["content"])
-        )
-        return reply["content"]["status"], outputs
-
-    def __exit__(self, *_):
-        self.client.stop_channels()
-        self.manager.shutdown_kernel(now=True)
-
-
-def code_cells():
-    return [cell.source for cell in jupytext.read(SCRIPT).cells if cell.cell_type == "code"]
-
-
-def cell_index(phrase, cells=None):
-    """The position of the first code cell that holds `phrase`."""
-    return next(i for i, source in enumerate(cells or code_cells()) if phrase in source)
-
-
-def figures_drawn(source):
-    return len(re.findall(r"^\s*figures\.show\(", source, re.M))
-
-
-def images_in(outputs):
-    return sum("image/png" in output.get("data", {}) for output in outputs)
-
-
-def printed(outputs):
-    return "".join(output.get("text", "") for output in outputs)
-
-
-def on_stderr(outputs):
-    return "".join(output.get("text", "") for output in outputs if output.get("name") == "stderr")
-
-
-def figures_of_every_cell(environment):
-    """Run every code cell of the lesson in order in one fresh kernel, as the Interactive Window
-    sends them, each without an error; the number of figures they showed."""
-    shown = 0
-    with Kernel(environment) as kernel:
-        for source in code_cells():
-            status, outputs = kernel.run(source)
-            assert status == "ok", (source[:200], outputs[-3:])
-            shown += images_in(outputs)
-    return shown
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    with Server(tmp_path_factory.mktemp("ssh")) as running:
+        yield running

@@ -4,7 +4,7 @@ timing is asserted)."""
 import subprocess
 import sys
 
-from conftest import REPO
+from helpers import REPO
 
 
 def test_the_benchmark_prints_a_row_per_recipe():

@@ -8,17 +8,17 @@ import pytest
 import torch
 from nbclient import NotebookClient
 from PIL import Image
-from torchvision import datasets
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools
 import predict
-from conftest import (
+from helpers import (
     REPO,
     RESULT,
     Kernel,
     code_cells,
     fresh_clone,
+    held_out_digits,
     images_in,
     lesson_environment,
     on_stderr,
@@ -26,7 +26,7 @@ from conftest import (
     run_lesson,
     run_predict,
 )
-from photo_like import photo_of
+from benchmarks.photo_like import photo_of
 
 # Measured on the 100 photo-like digits below (10 of each, held out from training), with the
 # network trained on the sample for 5 epochs, seeds 0, 1 and 2: 96, 95 and 96 photos read right
@@ -34,30 +34,6 @@ from photo_like import photo_of
 # when the photo is merely resized to 28 × 28. The bar leaves ten points for other seeds and
 # library versions, far above what an unprepared photo scores.
 PHOTO_BAR = 85
-
-
-@pytest.fixture(scope="module")
-def sample_network():
-    """DigitNet trained on the committed sample for 5 epochs, with the pixels' mean and spread."""
-    train = datasets.MNIST(tools.SAMPLE_DIR, train=True)
-    pixels = train.data.float() / 255
-    mean, std = pixels.mean().item(), pixels.std().item()
-    images, labels = ((pixels - mean) / std).unsqueeze(1), train.targets
-    torch.manual_seed(0)
-    model = saved.DigitNet()
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.02, total_steps=5 * 16)
-    for _ in range(5):
-        saved.train_one_epoch(model, optimizer, scheduler, images, labels, 128)
-    return model.eval(), mean, std
-
-
-def held_out_digits(count_per_class=10):
-    test = datasets.MNIST(REPO / "sample", train=False)
-    chosen = torch.cat(
-        [torch.nonzero(test.targets == digit).flatten()[:count_per_class] for digit in range(10)]
-    )
-    return test.data[chosen], test.targets[chosen]
 
 
 def test_photos_of_handwriting_are_read_as_well_as_the_bar(sample_network, tmp_path):
@@ -105,15 +81,6 @@ def test_a_photo_is_prepared_like_mnist():
     )
     assert all(abs(c - 13.5) <= 1 for c in centre)
     assert prepared[0].sum() == 0 and prepared[:, 0].sum() == 0  # the paper is gone: a black border
-
-
-@pytest.fixture(scope="module")
-def trained_out_dir(tmp_path_factory):
-    """An output folder holding the checkpoint of a sample run, as after running the lesson once."""
-    out_dir = tmp_path_factory.mktemp("lesson") / "outputs"
-    finished = run_lesson("--sample", cwd=out_dir.parent, environment=lesson_environment(out_dir))
-    assert finished.returncode == 0, finished.stderr
-    return out_dir
 
 
 def test_predict_reads_your_photos_with_the_saved_network(trained_out_dir, tmp_path):
@@ -192,22 +159,6 @@ def test_predict_without_photos_says_how_to_use_it(tmp_path):
 
 
 # Fashion-MNIST
-
-
-@pytest.fixture(scope="module")
-def fashion_out_dir(trained_out_dir):
-    """The same output folder after a Fashion-MNIST run too."""
-    finished = run_lesson(
-        "--sample",
-        "--dataset",
-        "fashion",
-        cwd=trained_out_dir.parent,
-        environment=lesson_environment(trained_out_dir),
-    )
-    assert finished.returncode == 0, finished.stderr
-    assert "FashionMNIST" in finished.stdout and "Ankle boot" in finished.stdout
-    assert RESULT.search(finished.stdout)
-    return trained_out_dir
 
 
 def test_the_fashion_network_is_refused_for_handwriting(fashion_out_dir, tmp_path):

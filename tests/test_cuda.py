@@ -8,7 +8,7 @@ import torch
 from nbclient import NotebookClient
 
 import mnistlab_tools as tools
-from conftest import (
+from helpers import (
     FIGURES,
     NOTEBOOK,
     REPO,

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 import mnistlab_tools
-from conftest import FIGURES, NOTEBOOK, REPO, RESULT, SCRIPT, lesson_environment, lesson_parameters
+from helpers import FIGURES, NOTEBOOK, REPO, RESULT, SCRIPT, lesson_environment, lesson_parameters
 
 PAGES = ["README.md", "Readme_jupyter.md"]
 
@@ -66,14 +66,11 @@ def test_the_readme_shows_the_figures_of_a_full_mnist_run():
 def test_the_settings_table_lists_exactly_the_lessons_settings():
     rows = re.findall(r"^\| `(\w+) = ([^`]+)` \| `(--[\w-]+)[^`]*` \| `(MNISTLAB_\w+)[^`]*` \|",
                       text_of("README.md"), re.M)
-    assert [name for name, *_ in rows] == [name for name, *_ in mnistlab_tools.SETTINGS]
+    assert [name for name, *_ in rows] == [setting.name for setting in mnistlab_tools.SETTINGS]
     cell = lesson_parameters()
-    for (name, value, option, variable), (_, real_option, *_) in zip(
-        rows, mnistlab_tools.SETTINGS, strict=True
-    ):
-        assert ast.literal_eval(value) == cell[name], name
-        assert option == real_option.split()[0]
-        assert variable == mnistlab_tools.environment_name(option)
+    for (name, value, option, variable), setting in zip(rows, mnistlab_tools.SETTINGS, strict=True):
+        assert ast.literal_eval(value) == cell[name] == setting.default, name
+        assert (option, variable) == (setting.flag, setting.variable)
 
 
 def commands_in(page):
@@ -151,9 +148,11 @@ def test_a_commit_keeps_the_edit_of_the_script_when_a_stale_notebook_was_saved_a
     pre_commit = shutil.which("pre-commit", path=f"{sys.prefix}/bin")
     if not pre_commit:
         pytest.skip("needs pre-commit, from tests/requirements.txt")
-    for name in ["mnistlab.py", "mnistlab.ipynb", "jupytext.toml", "mnistlab_tools.py",
-                 "mnistlab_saved.py", ".pre-commit-config.yaml"]:
+    for name in ["mnistlab.py", "mnistlab.ipynb", "jupytext.toml", "mnistlab_saved.py",
+                 ".pre-commit-config.yaml"]:
         shutil.copy2(REPO / name, tmp_path / name)
+    shutil.copytree(REPO / "mnistlab_tools", tmp_path / "mnistlab_tools",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     # As in a terminal with the environment active, which VS Code's terminals are.
     environment = {**os.environ, "PATH": f"{sys.prefix}/bin:{os.environ['PATH']}",
                    "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-cache")}
@@ -165,7 +164,7 @@ def test_a_commit_keeps_the_edit_of_the_script_when_a_stale_notebook_was_saved_a
 
     script, notebook = tmp_path / "mnistlab.py", tmp_path / "mnistlab.ipynb"
     stale = notebook.read_bytes()
-    edited = script.read_text().replace("# ## The network\n", "# ## The network, edited\n")
+    edited = script.read_text().replace("# ## The learning curve\n", "# ## The curve, edited\n")
     script.write_text(edited)
     notebook.write_bytes(stale)  # saved later, so newer than the script
     assert git("add", "mnistlab.py", cwd=tmp_path).returncode == 0
@@ -176,7 +175,7 @@ def test_a_commit_keeps_the_edit_of_the_script_when_a_stale_notebook_was_saved_a
     assert second.returncode == 0, second.stdout + second.stderr
     for name in ("mnistlab.py", "mnistlab.ipynb"):
         committed = git("show", f"HEAD:{name}", cwd=tmp_path).stdout
-        assert "## The network, edited" in committed, name
+        assert "## The curve, edited" in committed, name
     assert outputs_in(notebook) == outputs_in(NOTEBOOK)
 
 
@@ -223,8 +222,7 @@ def test_vscode_uses_the_venv_and_the_env_file_the_readme_shows():
     assert ignored.returncode == 0, ".env must stay out of git"
     example = (REPO / ".env.example").read_text()
     names = re.findall(r"^#? ?(MNISTLAB_\w+)=", example, re.M)
-    known = {mnistlab_tools.environment_name(usage.split()[0])
-             for _, usage, *_ in mnistlab_tools.SETTINGS}
+    known = {setting.variable for setting in mnistlab_tools.SETTINGS}
     assert names and set(names) <= known
     assert "cp .env.example .env" in text_of("README.md")
 

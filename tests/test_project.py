@@ -10,7 +10,7 @@ import nbformat
 import yaml
 
 import mnistlab_tools
-from conftest import NOTEBOOK, REPO, SCRIPT, lesson_parameters
+from helpers import NOTEBOOK, REPO, SCRIPT, lesson_parameters
 
 
 def test_the_notebook_holds_the_same_cells_as_the_script():
@@ -131,7 +131,7 @@ def test_the_parameters_cell_is_tagged_for_papermill_and_holds_plain_values():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     (cell,) = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
     assert [line.split("=")[0].strip() for line in cell.source.splitlines()] == [
-        name for name, *_ in mnistlab_tools.SETTINGS
+        setting.name for setting in mnistlab_tools.SETTINGS
     ]
     assert lesson_parameters()["epochs"] == 1
 

@@ -7,11 +7,9 @@ import sys
 import urllib.request
 
 import nbformat
-import pytest
 
-from conftest import FIGURES, REPO, RESULT, fresh_clone, lesson_environment, offline
-from real_clients import (
-    Server,
+from helpers import FIGURES, REPO, RESULT, fresh_clone, lesson_environment, offline
+from helpers import (
     chromium_page,
     free_port,
     jupyterlab,
@@ -19,12 +17,6 @@ from real_clients import (
     readme_line,
     wait_for_port,
 )
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with Server(tmp_path_factory.mktemp("ssh")) as running:
-        yield running
 
 
 def on_this_server(command, server):

@@ -13,9 +13,8 @@ import pytest
 import torch
 
 import mnistlab_tools as tools
-from conftest import RESULT, SCRIPT, lesson_environment, lesson_parameters, offline, run_lesson
-from test_tools import mirror  # noqa: F401  (a fixture: MNIST-shaped files on 127.0.0.1)
-from test_wrong_turns import assert_plain_stop
+from helpers import RESULT, SCRIPT, lesson_environment, lesson_parameters, offline, run_lesson
+from helpers import assert_plain_stop
 
 
 def test_the_doctor_reports_what_this_machine_really_has(tmp_path):

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import (
+from helpers import (
     FIGURES,
     NOTEBOOK,
     REPO,
@@ -155,7 +155,7 @@ def test_papermill_runs_the_notebook_with_other_parameters(tmp_path):
 def test_editing_the_parameters_cell_takes_effect_without_a_restart(tmp_path):
     cells = code_cells()
     parameters = cell_index("epochs = 1", cells)
-    training = cell_index("tools.StopRequest() as ctrl_c", cells)
+    training = cell_index("tools.TrainingRun(", cells)
     environment = lesson_environment(tmp_path, sample=1)
     with Kernel(environment) as kernel:
         for source in cells[: training + 1]:
@@ -234,8 +234,7 @@ def test_help_lists_every_setting(tmp_path):
     finished = run_lesson("--help", cwd=tmp_path, environment=lesson_environment(tmp_path))
     assert finished.returncode == 0
     text = " ".join(finished.stdout.split())  # as wide as the terminal is
-    for _, usage, *_ in mnistlab_tools.SETTINGS:
-        option = usage.split()[0]
-        assert option in text and mnistlab_tools.environment_name(option) in text
+    for setting in mnistlab_tools.SETTINGS:
+        assert setting.flag in text and setting.variable in text
     assert "--device NAME" in text and "--dataset {mnist,fashion}" in text
     assert "(now: 1; MNISTLAB_EPOCHS)" in text and "--epochs N" in text

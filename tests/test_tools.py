@@ -1,9 +1,6 @@
 """Unit tests of mnistlab_tools, the lesson's plumbing: settings, data, files, figures,
 checkpoints."""
 
-import functools
-import http.server
-import threading
 import warnings
 from pathlib import Path
 
@@ -15,10 +12,11 @@ from torch import nn
 from torchvision import datasets
 
 import mnistlab_tools as tools
-from conftest import REPO, lesson_parameters
+from mnistlab_tools import export
+from helpers import REPO, lesson_parameters
 from mnistlab_saved import DigitNet, prepare_digit
-from photo_like import photo_of
-from test_wrong_turns import write_mnist_like
+from benchmarks.photo_like import photo_of
+from helpers import write_mnist_like
 
 CELL = lesson_parameters()
 
@@ -138,13 +136,13 @@ def test_a_bad_value_names_the_range_and_no_internal_function():
 
 
 def test_an_empty_value_means_the_parameters_cell_for_every_setting():
-    empty = {tools.environment_name(usage.split()[0]): " " for _, usage, *_ in tools.SETTINGS}
+    empty = {setting.variable: " " for setting in tools.SETTINGS}
     from_variables = tools.read_settings(CELL, [], empty)
-    options = [word for _, usage, read, _ in tools.SETTINGS if read is not tools.switch
-               for word in (usage.split()[0], "")]
+    options = [word for setting in tools.SETTINGS if setting.metavar
+               for word in (setting.flag, "")]
     from_options = tools.read_settings(CELL, options, {})
     cell = tools.read_settings(CELL, [], {})
-    for name, *_ in tools.SETTINGS:
+    for name in tools.SETTING:
         assert getattr(from_variables, name) == getattr(from_options, name) == getattr(cell, name)
     assert from_variables.origins == {}
 
@@ -162,24 +160,6 @@ def test_the_old_predict_option_points_to_predict_py():
 
 
 # Data
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *_):
-        pass
-
-
-@pytest.fixture
-def mirror(tmp_path):
-    """A small HTTP server on 127.0.0.1 serving MNIST-shaped .gz files, as the real mirror does."""
-    served = tmp_path / "served"
-    write_mnist_like(served, packed=True)
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=served)
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
 
 
 def test_a_chosen_folder_is_downloaded_into_from_the_mirror(tmp_path, mirror, monkeypatch):
@@ -356,8 +336,8 @@ def test_a_truncated_or_missing_checkpoint_is_refused_plainly(tmp_path):
 
 
 def test_the_saved_module_holds_the_lessons_save_cells_as_they_stand():
-    assert tools.saved_source() == tools.SAVED_MODULE.read_text(), (
-        "the #@save cells changed: run python mnistlab_tools.py export"
+    assert export.saved_source() == export.SAVED_MODULE.read_text(), (
+        "the #@save cells changed: run python -m mnistlab_tools.export"
     )
 
 

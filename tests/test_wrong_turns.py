@@ -1,8 +1,6 @@
 """Every wrong turn a learner can take ends in a plain message, with no traceback and nothing
 half-written or lost."""
 
-import contextlib
-import gzip
 import signal
 import subprocess
 import sys
@@ -11,12 +9,13 @@ import time
 import pytest
 import torch
 
-from conftest import (
+from helpers import (
     FIGURES,
     REPO,
     RESULT,
     SCRIPT,
     Kernel,
+    assert_plain_stop,
     cell_index,
     code_cells,
     figures_drawn,
@@ -28,43 +27,8 @@ from conftest import (
     printed,
     run_lesson,
     run_predict,
+    write_mnist_like,
 )
-
-
-def assert_plain_stop(finished, *phrases):
-    """Exit status 2, no traceback, no training started, and a message with each phrase."""
-    assert finished.returncode == 2, (finished.stdout, finished.stderr)
-    assert "Traceback" not in finished.stderr and "epoch 1" not in finished.stdout
-    message = finished.stderr.strip()
-    assert message.startswith("mnistlab: ") and len(message.splitlines()) == 1, message
-    for phrase in phrases:
-        assert phrase in message, message
-
-
-def write_mnist_like(raw_dir, short=(), packed=False):
-    """MNIST-shaped files of zeros; those named in `short` cut off part-way, as by an interrupted
-    download. packed: as the .gz files that a mirror serves."""
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    for name, (magic, count, header) in {
-        "train-images-idx3-ubyte": (2051, 60_000, 16),
-        "train-labels-idx1-ubyte": (2049, 60_000, 8),
-        "t10k-images-idx3-ubyte": (2051, 10_000, 16),
-        "t10k-labels-idx1-ubyte": (2049, 10_000, 8),
-    }.items():
-        body = count * (784 if magic == 2051 else 1)
-        content = (
-            magic.to_bytes(4, "big")
-            + count.to_bytes(4, "big")
-            + bytes([0, 0, 0, 28] * ((header - 8) // 4))
-            + bytes(body // 3 if name in short else body)
-        )
-        if packed:
-            (raw_dir / f"{name}.gz").write_bytes(gzip.compress(content, compresslevel=1))
-        else:
-            (raw_dir / name).write_bytes(content)
-
-
-# Data
 
 
 def test_a_cut_short_file_in_a_chosen_data_folder_is_named_and_kept(tmp_path):
@@ -202,7 +166,7 @@ def test_ctrl_c_in_a_terminal_stops_after_the_batch_and_exits_130(tmp_path):
 
 def test_interrupting_the_training_cell_leaves_a_model_the_next_cells_use(tmp_path):
     cells = code_cells()
-    training = cell_index("tools.StopRequest() as ctrl_c", cells)
+    training = cell_index("tools.TrainingRun(", cells)
     with Kernel(lesson_environment(tmp_path, sample=1, epochs=1000)) as kernel:
         for source in cells[:training]:
             assert kernel.run(source)[0] == "ok"
@@ -228,7 +192,7 @@ def test_every_cell_can_run_twice_and_training_starts_afresh(tmp_path):
             for status, outputs in runs:
                 assert status == "ok", (source[:200], outputs[-3:])
                 assert images_in(outputs) == figures_drawn(source)
-            if "tools.StopRequest() as ctrl_c" in source:
+            if "tools.TrainingRun(" in source:
                 first, second = (
                     [
                         line
@@ -374,27 +338,6 @@ def test_two_runs_writing_one_file_never_write_into_each_other(tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == ["f"]
 
 
-@contextlib.contextmanager
-def tmpfs(folder, size):
-    """A real file system of `size` mounted on `folder`, where root may mount one."""
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                             capture_output=True)
-    if mounted.returncode:
-        pytest.skip("mounting a tmpfs needs root")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 256 KB file system, full after a few writes."""
-    with tmpfs(tmp_path / "disk", "256k") as disk:
-        yield disk
-
-
 def test_a_full_disk_keeps_the_previous_checkpoint_and_leaves_nothing_half_written(small_disk):
     import mnistlab_saved
     import mnistlab_tools as tools
@@ -465,15 +408,6 @@ def test_a_folder_that_cannot_be_written_points_at_data_dir(tmp_path):
                           environment=offline(lesson_environment(tmp_path / "out")))
     assert finished.returncode == 0, finished.stderr
     assert "--data-dir" in finished.stdout and "on 500 sample test digits" in finished.stdout
-
-
-@pytest.fixture
-def read_only_clone(tmp_path):
-    """A fresh clone on a real read-only file system, as a learner may be given one."""
-    with tmpfs(tmp_path / "clone", "16m") as disk:
-        fresh_clone(disk)
-        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        yield disk
 
 
 def test_a_read_only_clone_points_at_data_dir_and_goes_on_with_the_sample(read_only_clone,

@@ -1,0 +1,34 @@
+"""What keeps the lesson in mnistlab.py robust, so that the lesson itself can tell its story: one
+module per concern, each short enough to read in one sitting.
+
+    console      one plain line to stop with; a quiet Ctrl-C for programs run in a terminal
+    settings     each setting declared once; the parameters cell, MNISTLAB_* and options
+    checks       the checks of the settings' values
+    doctor       what this machine offers the lesson (--doctor), without PyTorch
+    files        files written whole; whether a folder can be written
+    data         finding, downloading and checking the dataset files
+    device       where to train, and whether the training fits in its memory
+    figures      figures shown and saved
+    checkpoints  the trained network on disk
+    training     TrainingRun: Ctrl-C, out of memory, trouble, TensorBoard, resume
+    photos       reading photos of handwriting
+    export       copies the lesson's #@save cells into mnistlab_saved.py (not imported here)
+
+`import mnistlab_tools as tools` changes nothing in the importing program and loads no PyTorch:
+`tools.NAME` loads the module that holds NAME when it is first used. The modules never import the
+lesson, and their functions take what they use as arguments.
+"""
+
+import importlib
+
+# Looked in, in this order, for the module that holds a name; the first six need no PyTorch.
+MODULES = ("console", "settings", "checks", "files", "doctor", "data", "device", "figures",
+           "checkpoints", "training", "photos")
+
+
+def __getattr__(name):
+    for module in MODULES:
+        found = importlib.import_module(f".{module}", __name__)
+        if hasattr(found, name):
+            return getattr(found, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

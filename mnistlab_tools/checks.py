@@ -1,0 +1,87 @@
+"""The checks of the settings' values: each takes a value as it came, from the parameters cell,
+the environment or the command line, and gives it back as the lesson uses it, or raises
+ValueError with the rule the value breaks. Standard library only."""
+
+import os
+import re
+from pathlib import Path
+
+
+def whole_number(minimum, maximum):
+    def whole_number(value):
+        text = str(value).strip()
+        # isascii: "²" and other digit-like characters pass isdigit() but are no number
+        if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or not (
+            minimum <= int(text) <= maximum
+        ):
+            raise ValueError(f"{value!r} is not allowed: use a whole number from {minimum:,} to "
+                             f"{maximum:,}")
+        return int(text)
+
+    return whole_number
+
+
+def learning_rate(value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    # Adam works in 32-bit floats, which end near 3.4e38; past 1,000 training only ever diverges.
+    if isinstance(value, bool) or not 0 < number <= 1000:
+        raise ValueError(f"{value!r} is not allowed: use a number above 0 and at most 1000, such "
+                         f"as 0.01")
+    return number
+
+
+SWITCH_WORDS = {"1": True, "true": True, "yes": True, "on": True,
+                "0": False, "false": False, "no": False, "off": False}
+
+
+def switch(value):
+    word = str(value).strip().lower()
+    if word not in SWITCH_WORDS:
+        raise ValueError(f"{value!r} is not allowed: use True or False (1 or 0)")
+    return SWITCH_WORDS[word]
+
+
+def one_of(choices):
+    def one_of(value):
+        if value not in choices:
+            raise ValueError(f"{value!r} is not allowed: use one of {', '.join(choices)}")
+        return value
+
+    return one_of
+
+
+def folder(value):
+    if not str(value).strip():
+        raise ValueError("an empty name is not allowed: name a folder, such as outputs")
+    return Path(str(value)).expanduser()
+
+
+def text(value):
+    return str(value).strip()
+
+
+def photo_paths(value):
+    parts = str(value).split(os.pathsep) if isinstance(value, (str, Path)) else list(value)
+    paths = [Path(part).expanduser() for part in map(str, parts) if part.strip()]
+    for path in paths:
+        if path.is_dir():
+            raise ValueError(f"{str(path)!r} is not allowed: it is a folder, not a photo")
+        if not path.is_file():
+            raise ValueError(f"{str(path)!r} is not allowed: there is no such file")
+    return paths
+
+
+# PyTorch's names of the devices a learner may have; checked without importing PyTorch.
+DEVICE_NAME = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
+
+
+def device_choice(value):
+    """auto, or a device as PyTorch names it: cpu, cuda, cuda:1 (a GPU by its index), mps, …"""
+    name = str(value).strip().lower()
+    if not DEVICE_NAME.fullmatch(name):
+        raise ValueError(f"{value!r} is not allowed: use auto, cpu, cuda, cuda:N (the GPU of "
+                         f"index N) or mps")
+    return name

@@ -1,0 +1,93 @@
+"""How the lesson talks to the learner: one plain line when it must stop, paths as typed, and,
+for a program run in a terminal, a quiet end on Ctrl-C or a closed pipe.
+
+Nothing here changes the importing program until it calls set_up_terminal(): only the lesson and
+predict.py do, when run as programs. Standard library only, so that it loads at once.
+"""
+
+import codecs
+import os
+import sys
+from pathlib import Path
+
+IN_NOTEBOOK = "ipykernel" in sys.modules
+
+# What a terminal cannot print, in plain ASCII: the lesson writes →, × and ± in its messages.
+ASCII = {"→": "->", "×": "x", "±": "+/-", "–": "-", "…": "...", "·": ".", "²": "2"}
+
+
+def stop(message):
+    """End the lesson with one plain line: exit status 2 in a terminal, an error in a kernel."""
+    if IN_NOTEBOOK:
+        raise SystemExit(message)
+    print(f"mnistlab: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def readable(path):
+    """A path as a learner would type it: relative to the current folder when inside it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def end_at_once(*_):
+    """Ctrl-C in a terminal, outside training: one line, exit status 130, at once. It must not
+    raise KeyboardInterrupt: raised while PyTorch or matplotlib imports a C++ extension, that
+    aborts the process with a C++ error instead."""
+    try:
+        sys.stdout.flush()
+        print("\nmnistlab: stopped by Ctrl-C.", file=sys.stderr, flush=True)
+    except Exception:  # a stream busy in a write may refuse; exit all the same
+        pass
+    os._exit(130)
+
+
+def in_ascii(error):
+    text = error.object[error.start:error.end]
+    return "".join(ASCII.get(character, "?") for character in text), error.end
+
+
+def end_quietly(kind, error, trace):
+    """Ctrl-C at any moment ends the run with one line, and a closed pipe (as in
+    `python mnistlab.py | head`) ends it silently; anything else is reported as Python does."""
+    if issubclass(kind, KeyboardInterrupt):
+        end_at_once()
+    if issubclass(kind, BrokenPipeError):
+        os._exit(141)  # as a program ended by the closed pipe's signal
+    sys.__excepthook__(kind, error, trace)
+
+
+def set_up_terminal():
+    """For the lesson and predict.py run as programs in a terminal, called before their heavy
+    imports: Ctrl-C ends in one line, a closed pipe quietly, characters the terminal cannot print
+    come out as ASCII, and figures go to files, since an SSH terminal has no screen. In a kernel
+    it does nothing: Jupyter has its own ways for all of these."""
+    import signal
+
+    if IN_NOTEBOOK:
+        return
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, end_at_once)
+    sys.excepthook = end_quietly
+    codecs.register_error("mnistlab_ascii", in_ascii)
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="mnistlab_ascii")
+    if "matplotlib" in sys.modules:
+        sys.modules["matplotlib"].use("Agg")
+    else:
+        os.environ["MPLBACKEND"] = "Agg"  # read by matplotlib when it is first imported
+
+
+def display(value):
+    """A setting's value as the learner would write it: paths as typed, an empty text as ""."""
+    if value == "":
+        return '""'
+    if isinstance(value, Path):
+        return readable(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(display(item) for item in value) + "]"
+    return str(value)

@@ -1,0 +1,180 @@
+"""Finding the data: checking the four dataset files, downloading what is missing whole or not at
+all, and falling back to the committed sample without a network. torchvision reads the files;
+it is imported only when the lesson asks for its dataset class."""
+
+import gzip
+import importlib
+import os
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .console import readable, stop
+from .files import HERE, NOT_WRITABLE, partial_path
+
+SAMPLE_DIR = HERE / "sample"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset the lesson can train on: torchvision's name for it, what the learner calls one
+    of its images, and where it is downloaded from (torchvision's addresses; a test checks)."""
+
+    name: str
+    items: str
+    mirrors: tuple
+
+    @property
+    def torchvision_class(self):
+        return getattr(importlib.import_module("torchvision.datasets"), self.name)
+
+    @property
+    def class_names(self):
+        if self.name == "MNIST":  # torchvision's are "0 - zero", …: a digit is its own name
+            return [str(digit) for digit in range(10)]
+        return list(self.torchvision_class.classes)
+
+
+DATASETS = {
+    "mnist": DatasetInfo("MNIST", "digits", ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                                             "http://yann.lecun.com/exdb/mnist/")),
+    "fashion": DatasetInfo("FashionMNIST", "images",
+                           ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)),
+}
+
+# Each file: the number at its start that says what it holds, how many items, the bytes before them.
+IDX_FILES = {
+    "train-images-idx3-ubyte": (2051, 60_000, 16),
+    "train-labels-idx1-ubyte": (2049, 60_000, 8),
+    "t10k-images-idx3-ubyte": (2051, 10_000, 16),
+    "t10k-labels-idx1-ubyte": (2049, 10_000, 8),
+}
+
+
+def idx_problem(path, magic, count, header):
+    """Why the file at `path` is not the whole dataset file it should be, or None if it is."""
+    size = header + count * (28 * 28 if magic == 2051 else 1)
+    actual = path.stat().st_size
+    try:
+        with path.open("rb") as file:
+            first_bytes = file.read(8)
+    except PermissionError:
+        return (f"{path.name} is not readable by you (permission denied): ask its owner "
+                f"(ls -l shows who), or copy the files into a folder of yours and name it with "
+                f"--data-dir")
+    if actual != size:
+        return (f"{path.name} is damaged or incomplete ({actual:,} bytes; the whole file has "
+                f"{size:,})")
+    if first_bytes != magic.to_bytes(4, "big") + count.to_bytes(4, "big"):
+        kind = path.parent.parent.name  # the dataset's folder: MNIST or FashionMNIST
+        article = "an" if kind == "MNIST" else "a"
+        return (f"{path.name} has the right size but is not {article} {kind} file of that kind "
+                f"(its first bytes differ)")
+    return None
+
+
+def data_problems(raw_dir):
+    """One line for each dataset file in raw_dir that is there but not whole."""
+    return [problem for name, layout in IDX_FILES.items() if (raw_dir / name).is_file()
+            for problem in [idx_problem(raw_dir / name, *layout)] if problem]
+
+
+def unpack(packed, path, layout):
+    """Unpack a .gz into `path` through a partial file, which is renamed only once it checks out."""
+    partial = partial_path(path)
+    try:
+        with gzip.open(packed) as source, partial.open("wb") as target:
+            while chunk := source.read(1 << 20):
+                target.write(chunk)
+        problem = idx_problem(partial, *layout)
+        if problem:
+            raise ValueError(problem.replace(partial.name, packed.name + " unpacked"))
+        os.replace(partial, path)
+    except (OSError, EOFError, zlib.error) as error:
+        if getattr(error, "errno", None) in NOT_WRITABLE:
+            raise  # the folder, not the file, is at fault
+        raise ValueError(f"{packed.name} is damaged or incomplete ({error})") from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def fetch(url, path):
+    """Download `url` to `path`, whole or not at all."""
+    partial = partial_path(path)
+    try:
+        with urllib.request.urlopen(url, timeout=20) as response, partial.open("wb") as target:
+            while chunk := response.read(1 << 20):
+                target.write(chunk)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def fetch_from_any(mirrors, packed):
+    errors = []
+    for mirror in mirrors:
+        try:
+            return fetch(mirror + packed.name, packed)
+        except (OSError, ValueError) as error:
+            if getattr(error, "errno", None) in NOT_WRITABLE:
+                raise  # no mirror helps when the folder cannot be written
+            errors.append(f"{mirror}: {getattr(error, 'reason', None) or error}")
+    raise ConnectionError("; ".join(errors))
+
+
+def download(raw_dir, mirrors):
+    """Fetch and unpack each missing file; a .gz already there (fetched by hand, say) is used."""
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    for name, layout in IDX_FILES.items():
+        path, packed = raw_dir / name, raw_dir / f"{name}.gz"
+        if path.is_file():
+            continue
+        if not packed.is_file():
+            fetch_from_any(mirrors, packed)
+        unpack(packed, path, layout)
+
+
+def sample_instead(info, raw_dir, error, mirrors):
+    """What to say when the files cannot be downloaded; the sample's folder, to go on with."""
+    if error.errno in NOT_WRITABLE:
+        print(f"Cannot download {info.name}: {readable(error.filename or raw_dir)} cannot be "
+              f"written by you ({error.strerror}). Name a folder you can write with --data-dir "
+              f"(data_dir in the parameters cell), or one that already holds {info.name}/raw/.")
+    else:  # no network, a refused connection, a full disk
+        print(f"Could not download {info.name} into {readable(raw_dir)} "
+              f"({error.strerror or error}).\n"
+              f"To use the full dataset, fetch these four files on a machine with internet access\n"
+              f"  {'  '.join(name + '.gz' for name in IDX_FILES)}\n"
+              f"from {mirrors[0]} and copy them into\n"
+              f"  {raw_dir.resolve()}\n"
+              f"(or name a folder that holds {info.name}/raw/ with --data-dir).")
+    print(f"Going on with the small sample in {readable(SAMPLE_DIR)}/: the accuracy will be lower "
+          f"than on the full dataset.\n")
+    return SAMPLE_DIR
+
+
+def find_data(info, data_dir, sample, mirror=""):
+    """The folder to read the dataset from: data_dir, once its files are there and whole, or the
+    sample.
+
+    Missing files are downloaded into data_dir/NAME/raw/. Without a network the lesson goes on with
+    the committed sample and says how to fetch the files by hand. A damaged file is never deleted:
+    the lesson stops and says which file it is and what to do."""
+    if sample:
+        return SAMPLE_DIR
+    raw_dir = Path(data_dir) / info.name / "raw"
+    remedy = " Delete the file to download it again, copy a whole one there, or use --sample."
+    problems = data_problems(raw_dir)
+    if problems:
+        damaged = any("not readable by you" not in problem for problem in problems)
+        stop(f"{info.name} in {readable(raw_dir)} cannot be used: {'; '.join(problems)}."
+             f"{remedy if damaged else ''}")
+    mirrors = [mirror.rstrip("/") + "/"] if mirror else list(info.mirrors)
+    try:
+        download(raw_dir, mirrors)
+    except ValueError as error:
+        stop(f"{info.name} in {readable(raw_dir)} cannot be used: {error}.{remedy}")
+    except OSError as error:
+        return sample_instead(info, raw_dir, error, mirrors)
+    return Path(data_dir)

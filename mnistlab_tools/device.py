@@ -1,0 +1,163 @@
+"""Where to train: the device PyTorch can use, set up so that a seed repeats, and whether the
+network and its batches fit in its free memory."""
+
+import copy
+import os
+import subprocess
+import sys
+
+import torch
+
+from .console import stop
+from .doctor import python_line, pytorch_line
+
+
+def accelerator_type():
+    """The kind of accelerator this PyTorch can use (cuda, mps, xpu, …), or None."""
+    if hasattr(torch, "accelerator"):  # PyTorch 2.6 and newer: every kind through one interface
+        found = torch.accelerator.current_accelerator() if torch.accelerator.is_available() \
+            else None
+        return found.type if found is not None else None
+    if torch.cuda.is_available():
+        return "cuda"
+    return "mps" if torch.backends.mps.is_available() else None
+
+
+def devices_here():
+    """Every device PyTorch can train on here, by name: cuda:0, cuda:1, …, mps, cpu."""
+    kind = accelerator_type()
+    if kind is None:
+        return ["cpu"]
+    count = torch.accelerator.device_count() if hasattr(torch, "accelerator") else (
+        torch.cuda.device_count() if kind == "cuda" else 1)
+    names = [kind] if kind == "mps" else [f"{kind}:{index}" for index in range(count)]
+    return names + ["cpu"]
+
+
+def gpu_memory(index):
+    """(free, total) bytes of CUDA GPU `index`."""
+    return torch.cuda.mem_get_info(index)
+
+
+def every_gpu_memory():
+    """[(free, total) bytes] of each CUDA GPU. Asking a GPU starts a CUDA context on it, which
+    holds some of its memory while the process lives: with several GPUs, a short process of its
+    own asks them, so that the lesson holds memory only on the GPU it trains on."""
+    count = torch.cuda.device_count()
+    if count <= 1:
+        return [gpu_memory(index) for index in range(count)]
+    asked = subprocess.run(
+        [sys.executable, "-c", "import torch\nfor index in range(torch.cuda.device_count()):\n"
+         "    print(*torch.cuda.mem_get_info(index))"],
+        capture_output=True, text=True, timeout=120, check=True)
+    return [tuple(map(int, line.split())) for line in asked.stdout.splitlines()]
+
+
+def most_free_gpu():
+    """(name, why) of the CUDA GPU with the most free memory."""
+    memory = every_gpu_memory()
+    index = max(range(len(memory)), key=lambda gpu: memory[gpu][0])
+    free, total = memory[index]
+    why = f"{free / 2**30:.1f} of {total / 2**30:.1f} GiB free"
+    return f"cuda:{index}", why + (f", the most of the {len(memory)} GPUs here"
+                                   if len(memory) > 1 else "")
+
+
+def chosen_device(name):
+    """(name, why): the device `name` stands for here, or a stop that names those there are."""
+    here = devices_here()
+    if name == "auto":
+        if here[0].startswith("cuda:"):
+            return most_free_gpu()
+        return here[0], ("the only accelerator here" if here[0] != "cpu"
+                         else "PyTorch sees no GPU here (python mnistlab.py --doctor says why)")
+    if name not in here and f"{name}:0" in here:
+        name += ":0"  # cuda means the first GPU
+    if name not in here:
+        stop(f"--device {name} was asked for, but there is no such device here; there is "
+             f"{', '.join(here)}. Use one of those, or --device auto.")
+    return name, "as asked"
+
+
+def pick_device(name):
+    """(device, why): the torch.device to train on, set up so that the same seed gives the same
+    result on it, and a few words on why it was chosen."""
+    name, why = chosen_device(name)
+    device = torch.device(name)
+    if device.type == "cpu" and hasattr(os, "sched_getaffinity"):
+        # A job scheduler or taskset may allow fewer cores than the machine has: use only those.
+        torch.set_num_threads(min(torch.get_num_threads(), len(os.sched_getaffinity(0))))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        # cuDNN would otherwise time several algorithms and keep the fastest, which varies by run.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return device, why
+
+
+def describe_device(device, why):
+    if device.type == "cuda":
+        return f"Training on {device} ({torch.cuda.get_device_name(device)}): {why}"
+    if device.type == "cpu":
+        return f"Training on cpu with {torch.get_num_threads()} threads: {why}"
+    return f"Training on {device}: {why}"
+
+
+def short_report():
+    """Three lines for the lesson's device cell: the Python, the PyTorch, and the GPUs it sees
+    (without asking each for its memory). The doctor says more."""
+    if accelerator_type() == "cuda":
+        names = [torch.cuda.get_device_name(index) for index in range(torch.cuda.device_count())]
+        gpus = f"GPUs visible to PyTorch: {len(names)} ({', '.join(sorted(set(names)))})"
+        if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+            gpus += f", as CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r} allows"
+    elif accelerator_type() is not None:
+        gpus = f"GPU: {accelerator_type()}, through PyTorch's {accelerator_type()} backend"
+    else:
+        gpus = "GPUs: none that PyTorch can use; the lesson trains on the CPU"
+    return [python_line(), pytorch_line(""), gpus]
+
+
+def training_bytes(model, images, batch_size):
+    """About how many bytes training `model` on batches of batch_size takes: its weights four
+    times (weights, gradients, Adam's two moments), and what a forward pass keeps for the
+    backward pass, twice (the maps, then their gradients), measured on a copy of the model with
+    these few images, on the CPU, and scaled to the batch."""
+    probe = copy.deepcopy(model).cpu().train()
+    weights = {parameter.data_ptr() for parameter in probe.parameters()}
+    kept = {}
+
+    def keep(tensor):
+        if tensor.data_ptr() not in weights:
+            kept[tensor.data_ptr(), tuple(tensor.shape)] = tensor.numel() * tensor.element_size()
+        return tensor
+
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+        probe(images.cpu().float()).sum().backward()
+    weight_bytes = sum(p.numel() * p.element_size() for p in probe.parameters())
+    return 4 * weight_bytes + 2 * sum(kept.values()) * batch_size // len(images)
+
+
+def available_memory():
+    """Bytes of memory that a new allocation may take on this machine, or None where unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def check_memory(model, images, batch_size):
+    """Stop with one line if training `model` on batches of batch_size of images like these would
+    need more memory than their device has free: better now than an allocator's error halfway
+    through."""
+    device = images.device
+    needed = training_bytes(model, images, batch_size)
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else available_memory()
+    if free is not None and needed > free:
+        stop(f"this network trained on batches of {batch_size:,} needs about "
+             f"{needed / 2**30:.1f} GiB, and {device} has {free / 2**30:.1f} GiB free: use a "
+             f"smaller --channels or --batch-size")

@@ -1,0 +1,180 @@
+"""The doctor's report: what this machine offers the lesson, each problem with what to do, in a
+block to paste when asking for help (python mnistlab.py --doctor).
+
+Standard library only, and PyTorch is never imported: the report comes at once, and it comes in
+a Python that lacks PyTorch or any other requirement, where it is needed most.
+"""
+
+import importlib.metadata
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .console import display, readable
+from .data import DATASETS, IDX_FILES
+from .files import HERE
+
+REQUIREMENTS = HERE / "requirements.txt"
+
+
+def python_line():
+    venv = HERE / ".venv"
+    line = f"Python {sys.version.split()[0]} at {sys.executable}"
+    if Path(sys.prefix).resolve() == venv.resolve():
+        return line + " (this repository's .venv)"
+    if os.environ.get("CONDA_PREFIX") and Path(os.environ["CONDA_PREFIX"]) == Path(sys.prefix):
+        return line + f" (the conda environment {Path(sys.prefix).name})"
+    if venv.is_dir():
+        return (line + f" - not this repository's .venv: in VS Code choose {readable(venv)} with "
+                f"Select Kernel, or run {readable(venv / 'bin' / 'python')} in a terminal")
+    return line + " - no .venv in this repository: see README.md, Quick start"
+
+
+def missing_requirements():
+    """The packages of requirements.txt that this Python does not have."""
+    names = [re.match(r"[A-Za-z0-9_.-]+", line).group() for line in
+             REQUIREMENTS.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    missing = []
+    for name in names:
+        try:
+            importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(name)
+    return missing
+
+
+def install_advice(missing):
+    """What is missing, and the command that installs it into this repository's .venv."""
+    install = f"{readable(HERE / '.venv' / 'bin' / 'pip')} install -r {readable(REQUIREMENTS)}"
+    if not (HERE / ".venv").is_dir():
+        install = f"python3 -m venv {readable(HERE / '.venv')} && " + install
+    return (f"Missing {', '.join(missing)} in this Python. Install them into this repository's "
+            f".venv with: {install}")
+
+
+def requirements_line():
+    missing = missing_requirements()
+    return "Requirements: " + (install_advice(missing) if missing else "all installed")
+
+
+def torch_build():
+    """(version, cuda) of the installed PyTorch, read from its version.py without importing it
+    (which takes seconds): cuda is None for a CPU-only build; both are None without PyTorch."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return None, None
+    text = (Path(spec.submodule_search_locations[0]) / "version.py").read_text()
+    version = re.search(r"^__version__\b.*=\s*'([^']+)'", text, re.M)
+    cuda = re.search(r"^cuda\b.*=\s*'([\d.]+)'", text, re.M)
+    return (version.group(1) if version else "?"), (cuda.group(1) if cuda else None)
+
+
+def pytorch_line(driver_gpus):
+    version, cuda = torch_build()
+    if version is None:
+        return "PyTorch: not installed in this Python (see Requirements)"
+    line = f"PyTorch {version}, "
+    if cuda is None:
+        line += "a CPU-only build"
+        if driver_gpus:
+            line += (" - but nvidia-smi sees a GPU: install PyTorch's CUDA build (docs, "
+                     "installation, in a new .venv)")
+        return line
+    return line + f"built for CUDA {cuda}"
+
+
+def nvidia_smi(*query):
+    """What nvidia-smi prints for `query`, or None where it does not answer within 10 s."""
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        answer = subprocess.run(["nvidia-smi", *query], capture_output=True, text=True,
+                                timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return answer.stdout.strip() if answer.returncode == 0 else None
+
+
+def driver_cuda_version():
+    """The newest CUDA version the NVIDIA driver supports, as nvidia-smi's header shows it."""
+    header = nvidia_smi() or ""
+    found = re.search(r"CUDA Version:\s*([\d.]+)", header)
+    return found.group(1) if found else None
+
+
+def major_minor(version):
+    return tuple(int(part) for part in version.split(".")[:2])
+
+
+def gpu_lines(gpus):
+    """A line for each GPU nvidia-smi sees, and whether this PyTorch can use them."""
+    if not gpus:
+        return ["GPUs: none; the lesson trains on the CPU"]
+    lines = [f"GPU {index} (nvidia-smi's numbering): {name}, {int(free) / 1024:.1f} of "
+             f"{int(total) / 1024:.1f} GiB free"
+             for index, name, free, total in (row.split(", ") for row in gpus.splitlines())]
+    built, driver = torch_build()[1], driver_cuda_version()
+    if built and driver and major_minor(built)[0] > major_minor(driver)[0]:
+        lines.append(f"GPUs: PyTorch cannot use them: it is built for CUDA {built}, and the "
+                     f"driver supports CUDA {driver} at most. Install the PyTorch build for the "
+                     f"driver's CUDA into a fresh .venv (docs, installation), or ask for a newer "
+                     f"driver")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and not visible.strip():
+        lines.append("GPUs: CUDA_VISIBLE_DEVICES is empty, which hides them all from PyTorch")
+    return lines
+
+
+def free_space_line(what, folder):
+    existing = Path(folder).resolve()
+    while not existing.exists():
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    line = f"Disk for the {what} ({display(Path(folder))}): {free / 2**30:.1f} GiB free"
+    return line + (" - under 1 GiB: free some space, or choose another folder" if free < 2**30
+                   else "")
+
+
+def download_line(dataset, mirror):
+    address = (mirror.rstrip("/") + "/") if mirror else DATASETS[dataset].mirrors[0]
+    probe = address + next(iter(IDX_FILES)) + ".gz"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(probe, method="HEAD"), timeout=3):
+            return f"Download address {address}: answers"
+    except urllib.error.HTTPError as error:
+        return f"Download address {address}: answers, but refuses ({error.code} {error.reason})"
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        return (f"Download address {address}: does not answer within 3 s ({reason}); the lesson "
+                f"will use the sample: copy the files by hand or set --mirror (README.md, "
+                f"Troubleshooting)")
+
+
+def doctor_report(settings):
+    """Lines that say what this machine offers the lesson, each problem with what to do."""
+    gpus = nvidia_smi("--query-gpu=index,name,memory.free,memory.total",
+                      "--format=csv,noheader,nounits")
+    driver = nvidia_smi("--query-gpu=driver_version", "--format=csv,noheader")
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return [
+        "mnistlab doctor: paste this block when you ask for help.",
+        python_line(),
+        requirements_line(),
+        pytorch_line(gpus),
+        f"NVIDIA driver {driver.splitlines()[0]}, for CUDA {driver_cuda_version()} at most"
+        if driver else
+        "NVIDIA driver: nvidia-smi does not answer (no NVIDIA GPU here, or no driver)",
+        *gpu_lines(gpus),
+        "CUDA_VISIBLE_DEVICES: " + ("not set" if visible is None else repr(visible)),
+        f"CPU threads: {usable} usable here, of {os.cpu_count()} on the machine",
+        free_space_line("data", settings.data_dir),
+        free_space_line("outputs", settings.out_dir),
+        download_line(settings.dataset, settings.mirror),
+    ]

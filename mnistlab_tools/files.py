@@ -1,0 +1,48 @@
+"""Writing files whole or not at all, and the one check of whether a folder can be written.
+Standard library only."""
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from .console import readable
+
+HERE = Path(__file__).resolve().parent.parent  # the lesson's folder
+
+# Why a file cannot be written: no permission, or a read-only disk (a read-only clone).
+NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def partial_path(path):
+    """Where to write `path` until it is whole: a hidden name of this process's own, so that two
+    runs writing the same file never write into each other's."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+
+def save_file(path, write):
+    """Write a file whole or not at all; say so, rather than fail, when it cannot be written."""
+    partial = partial_path(path)
+    try:
+        write(partial)
+        os.replace(partial, path)
+        return True
+    except (OSError, RuntimeError) as error:  # torch.save reports a full disk as a RuntimeError
+        partial.unlink(missing_ok=True)
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+        print(f"Warning: could not save {readable(path)} ({reason}). Make room, or choose another "
+              f"folder with --out-dir.")
+        return False
+
+
+def why_not_writable(folder):
+    """None if files can be written in `folder` (made if missing), else the reason in a few words.
+    It writes and removes a file, since permissions, read-only disks and a file in the folder's
+    place all show up that way, and os.access misses some of them."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+        return None
+    except OSError as error:
+        return error.strerror or str(error)

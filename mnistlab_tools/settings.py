@@ -1,0 +1,264 @@
+"""The lesson's settings, each declared once below: its name in the parameters cell, its default,
+how a value is checked, what it does, its option and its environment variable.
+
+A command-line option wins over an MNISTLAB_* variable, which wins over the parameters cell. Each
+check raises ValueError with the rule; read_settings names where the bad value came from. Standard
+library only, so that --help answers at once.
+"""
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checks import (device_choice, folder, learning_rate, one_of, photo_paths, switch, text,
+                     whole_number)
+from .console import IN_NOTEBOOK, display, stop
+from .doctor import doctor_report, install_advice, missing_requirements
+from .files import HERE
+
+DATASET_NAMES = ("mnist", "fashion")
+
+
+class SettingsError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # as in the parameters cell
+    default: object
+    check: object  # a value as given → the value as the lesson uses it, or ValueError
+    help: str
+    metavar: str = ""  # what the option takes; none for a switch
+    option: str = ""  # when not --NAME with dashes
+
+    @property
+    def flag(self):
+        return self.option or "--" + self.name.replace("_", "-")
+
+    @property
+    def variable(self):
+        return environment_name(self.flag)
+
+    @property
+    def usage(self):
+        return f"{self.flag} {self.metavar}".strip()
+
+
+def environment_name(option):
+    return "MNISTLAB_" + option.lstrip("-").replace("-", "_").upper()
+
+
+SETTINGS = [
+    Setting("epochs", 1, whole_number(1, 10_000), "passes over the training data", "N"),
+    Setting("batch_size", 128, whole_number(1, 60_000), "images per training step", "N"),
+    Setting("lr", 0.02, learning_rate, "peak learning rate of the one-cycle schedule", "X"),
+    Setting("seed", 0, whole_number(0, 2**63 - 1), "random seed: the same seed, the same result",
+            "N"),
+    Setting("channels", 16, whole_number(1, 256), "feature maps of the first convolution", "N"),
+    Setting("augment", False, switch, "shift each batch of training images by up to 2 pixels"),
+    Setting("device_name", "auto", device_choice, "where to train: auto, cpu, cuda, cuda:N or "
+            "mps; auto takes the GPU with the most free memory, else the cpu", "NAME", "--device"),
+    Setting("dataset", "mnist", one_of(DATASET_NAMES), "mnist for digits, fashion for clothes",
+            "{" + ",".join(DATASET_NAMES) + "}"),
+    Setting("data_dir", "data", folder, "folder of the data, downloaded into it if missing",
+            "DIR"),
+    Setting("mirror", "", text, "where to download the data from, if not the official one",
+            "URL"),
+    Setting("sample", False, switch, "train and test on the small sample in sample/"),
+    Setting("out_dir", "outputs", folder, "folder for the figures and the trained network",
+            "DIR"),
+    Setting("tensorboard", False, switch, "log the training to runs/ in the output folder"),
+    Setting("photos", ["sample/photo_of_a_7.jpg"], photo_paths,
+            "photos of handwritten digits to read at the end", "PATH"),
+    Setting("resume", False, switch, "continue the run that was cut short in out_dir, from its "
+            "last finished epoch"),
+]
+SETTING = {setting.name: setting for setting in SETTINGS}
+PATH_CHECKS = (folder, photo_paths)  # relative paths in the cell are from the lesson's folder
+
+
+def in_lesson_folder(value):
+    """A path of the parameters cell (or a list of them), taken from the lesson's folder."""
+    if isinstance(value, (list, tuple)):
+        return [in_lesson_folder(item) for item in value]
+    return HERE / Path(str(value)).expanduser() if str(value).strip() else value
+
+
+def from_cell(setting, cell):
+    if setting.name not in cell:
+        raise SettingsError(
+            f"the parameters cell has no {setting.name}: run it again, or restore it from git")
+    value = cell[setting.name]
+    try:
+        return setting.check(in_lesson_folder(value) if setting.check in PATH_CHECKS else value)
+    except ValueError as error:
+        raise SettingsError(f"{setting.name} in the parameters cell: {error}") from None
+
+
+def from_environment(setting, environment):
+    try:
+        return setting.check(environment[setting.variable])
+    except ValueError as error:
+        raise SettingsError(f"environment variable {setting.variable}: {error}") from None
+
+
+def starting_values(settings, cell, environment):
+    """({name: value}, {name: origin}): each setting from the cell, or from its MNISTLAB_*
+    variable where that is set (an empty one counts as unset)."""
+    values, origins = {}, {}
+    for setting in settings:
+        if environment.get(setting.variable, "").strip():
+            values[setting.name] = from_environment(setting, environment)
+            origins[setting.name] = setting.variable
+        else:
+            values[setting.name] = from_cell(setting, cell)
+    return values, origins
+
+
+class SettingsParser(argparse.ArgumentParser):
+    def error(self, message):
+        if "--predict" in message:
+            message += (
+                ". To read photos with the network saved last time, run: python predict.py PHOTO"
+            )
+        raise SettingsError(message)
+
+
+def option_type(check, default):
+    """`check` for argparse; an empty value means the default, as an empty variable does."""
+
+    def convert(value):
+        if not value.strip():
+            return default
+        try:
+            return check(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    convert.__name__ = check.__name__
+    return convert
+
+
+def add_option(parser, setting, value):
+    """The setting's option; only the options given end up in the parsed namespace."""
+    if setting.check is switch:
+        parser.add_argument(setting.flag, dest=setting.name, action=argparse.BooleanOptionalAction,
+                            help=f"{setting.help} (now: {'on' if value else 'off'}; "
+                            f"{setting.variable}=1)")
+    elif setting.check is photo_paths:
+        parser.add_argument(setting.flag, dest=setting.name, type=option_type(photo_paths, value),
+                            nargs="+", action="extend", metavar=setting.metavar,
+                            help=f"{setting.help} ({setting.variable}, paths separated by "
+                            f"{os.pathsep!r})")
+    else:
+        parser.add_argument(setting.flag, dest=setting.name,
+                            type=option_type(setting.check, value), metavar=setting.metavar,
+                            help=f"{setting.help} (now: {display(value)}; {setting.variable})")
+
+
+def settings_parser(prog, description, settings, values, epilog=None):
+    """An argparse parser of these settings' options, whose help shows the values they have now.
+    Options left out are left out of what it parses, so that the parse says where each came
+    from."""
+    parser = SettingsParser(prog=prog, description=description, epilog=epilog,
+                            allow_abbrev=False, argument_default=argparse.SUPPRESS)
+    parser.settings = settings
+    for setting in settings:
+        add_option(parser, setting, values[setting.name])
+    return parser
+
+
+def parse(parser, values, origins, arguments):
+    """The namespace of values, with those given as options put in, and `.origins`."""
+    given = vars(parser.parse_args(arguments))
+    for setting in parser.settings:
+        if setting.name in given:
+            origins[setting.name] = setting.flag
+    if given.get("photos") and isinstance(given["photos"][0], list):  # a list for each PATH
+        given["photos"] = [path for paths in given["photos"] for path in paths]
+    return argparse.Namespace(**{**values, **given, "origins": origins})
+
+
+def read_settings(cell, arguments=None, environment=None):
+    """The lesson's settings from its parameters cell (a dict), the environment and the command
+    line. Relative paths in the cell are taken from the lesson's folder; those typed in a
+    terminal or the environment, from the current folder.
+
+    Returns a namespace of the checked values, with `.origins`: where each value that did not come
+    from the cell came from. A wrong value raises SettingsError naming where it came from."""
+    if arguments is None:
+        # A kernel's own command line (-f kernel.json) is not meant for the lesson.
+        arguments = [] if IN_NOTEBOOK else sys.argv[1:]
+    values, origins = starting_values(SETTINGS, cell, os.environ if environment is None
+                                      else environment)
+    parser = settings_parser(
+        "python mnistlab.py",
+        "Train a small CNN on MNIST, then show which digits it confuses. Each option overrides "
+        "the lesson's parameters cell.", SETTINGS, values,
+        "Each option can also be set by an environment variable, such as MNISTLAB_EPOCHS=3; an "
+        "option wins over the variable.")
+    parser.add_argument("--doctor", action="store_true", default=False,
+                        help="print what this machine offers the lesson, to paste when you ask "
+                        "for help, and stop")
+    settings = parse(parser, values, origins, arguments)
+    if settings.tensorboard and not settings.doctor and not tensorboard_importable():
+        raise SettingsError(
+            "--tensorboard: TensorBoard is not installed. Install it with "
+            "'.venv/bin/pip install tensorboard' (or 'pip install tensorboard'), then run again")
+    return settings
+
+
+def tensorboard_importable():
+    try:
+        import tensorboard  # noqa: F401  (its own package only: PyTorch's part takes seconds)
+    except ImportError:
+        return False
+    return True
+
+
+def describe(settings):
+    """A line of every setting, paths as typed, saying which came from elsewhere than the cell."""
+    line = ", ".join(f"{s.name}={display(getattr(settings, s.name))}" for s in SETTINGS)
+    if settings.origins:
+        line += ("\n  (from " + ", ".join(f"{origin}: {name}" for name, origin in
+                                          settings.origins.items())
+                 + "; these win over the parameters cell)")
+    return "Settings: " + line
+
+
+def settings_or_stop(cell):
+    """read_settings, ending in one plain line, exit status 2, when a value is wrong; with
+    --doctor, the doctor's report, then the end. In a kernel a wrong value stops the cell, and
+    every later cell that uses the settings, rather than run on with the values from before.
+
+    `cell` may be the lesson's globals(): only the settings' names are read from it."""
+    try:
+        settings = read_settings({s.name: cell[s.name] for s in SETTINGS if s.name in cell})
+    except SettingsError as error:
+        message = f"{error}. Run python mnistlab.py --help to see the settings."
+        if not IN_NOTEBOOK:
+            stop(message)
+        return BrokenSettings(f"{message} Fix it, then run the parameters cell and the cells "
+                              f"below it again.")
+    if settings.doctor:
+        print(*doctor_report(settings), sep="\n")
+        sys.exit(0)
+    missing = missing_requirements()
+    if missing:  # better said now than as an ImportError in the next cell
+        stop(install_advice(missing))
+    return settings
+
+
+class BrokenSettings:
+    """Settings that failed their check: reading any of them stops with the reason."""
+
+    def __init__(self, message):
+        self.message = message
+
+    def __getattr__(self, name):
+        if name == "origins" or name in SETTING:
+            stop(self.message)
+        raise AttributeError(name)  # what other tools look for, such as a variable viewer

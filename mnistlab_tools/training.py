@@ -1,0 +1,247 @@
+"""Everything around the training loop that is not machine learning, in one object, TrainingRun:
+a progress bar, Ctrl-C, out of memory, a network that does not learn, TensorBoard, and the
+training checkpoint saved after each epoch, from which --resume goes on."""
+
+import contextlib
+import gc
+import signal
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .console import IN_NOTEBOOK, display, end_at_once, readable, stop
+from .device import gpu_memory
+from .files import save_file, why_not_writable
+
+# The settings a run's result depends on: a cut run resumes only with the same ones.
+RUN_SETTINGS = ("epochs", "batch_size", "lr", "seed", "channels", "augment", "dataset", "sample")
+
+
+def progress(batches, description, total=None):
+    """A progress bar over the batches, or none without a description. In a notebook it goes to
+    stdout: Jupyter colours whatever comes on stderr as an error."""
+    return tqdm(batches, desc=description, total=total, unit="batch", mininterval=1,
+                disable=not description, file=sys.stdout if IN_NOTEBOOK else sys.stderr)
+
+
+class StopRequest:
+    """While active, a first Ctrl-C sets `requested` and a second one interrupts at once."""
+
+    def __enter__(self):
+        self.requested = False
+        try:
+            self.previous = signal.signal(signal.SIGINT, self.request)
+        except ValueError:  # not the main thread, as under some debuggers: Ctrl-C works as usual
+            self.previous = None
+        return self
+
+    def request(self, *_):
+        if self.requested:
+            if not IN_NOTEBOOK:
+                end_at_once()
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *_):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+@contextlib.contextmanager
+def out_of_memory_stops(device, batch_size):
+    """Training and testing inside this end, if the device runs out of memory, with one line
+    that says how much was free and what to try; the memory the failed step held is given back,
+    so that in a kernel the next run goes on without a restart."""
+    message = None
+    try:
+        yield
+    except RuntimeError as error:  # torch.OutOfMemoryError is one, and MPS's error too
+        if "out of memory" not in str(error).lower():
+            raise
+        traceback.clear_frames(error.__traceback__)  # their tensors go with them
+        message = f"{device} ran out of memory with batches of {batch_size:,}"
+        if device.type == "cuda":
+            free, total = gpu_memory(device.index or 0)
+            message += (f" ({free / 2**30:.1f} of {total / 2**30:.1f} GiB free now). Try a "
+                        f"smaller --batch-size, another GPU (--device cuda:N), or nvidia-smi to "
+                        f"see who holds its memory.")
+        else:
+            message += ". Try a smaller --batch-size or --channels."
+    if message:  # outside the except block, so that no traceback keeps the tensors alive
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        elif device.type == "mps":
+            torch.mps.empty_cache()
+        stop(message)
+
+
+def tensorboard_writer(log_dir, model, images):
+    """A TensorBoard SummaryWriter in log_dir, with some training images and the network's graph."""
+    from torch.utils.tensorboard import SummaryWriter  # only here: it needs the tensorboard package
+
+    writer = SummaryWriter(log_dir)
+    pictures = images[:32]
+    writer.add_images("training images",
+                      (pictures - pictures.min()) / (pictures.max() - pictures.min()))
+    with warnings.catch_warnings():  # add_graph traces with torch.jit, which warns it is deprecated
+        warnings.simplefilter("ignore", FutureWarning)
+        writer.add_graph(model.eval(), images[:8])
+    return writer
+
+
+def training_trouble(epoch, loss, accuracy, classes, lr, steps_per_epoch):
+    """A plain explanation if the network is not learning after this epoch (its training
+    diverged, or has barely started), or None if it is."""
+    if not torch.isfinite(torch.tensor(loss)):
+        return (f"Training diverged in epoch {epoch}: the loss became {loss}, so the weights are "
+                f"no longer numbers. The learning rate {lr:g} is far too high for this network: "
+                f"try the default, 0.02, or lower.")
+    chance = 100 / classes
+    if accuracy < 1.5 * chance:
+        advice = (f"a learning rate of {lr:g} makes each step overshoot: try 0.02 or lower"
+                  if lr > 0.1 else f"with only {steps_per_epoch} step{'s' * (steps_per_epoch > 1)} "
+                  f"an epoch it has barely started: try a smaller batch size, or more epochs")
+        return (f"After epoch {epoch} the network does no better than guessing ({accuracy:.1f} % "
+                f"right, where guessing gets {chance:.0f} %): {advice}.")
+    return None
+
+
+class TrainingRun:
+    """A training run, used as `with TrainingRun(…) as run:` around the loop over run.epochs().
+    It shows a progress bar, ends an epoch after the current batch on Ctrl-C, turns out of memory
+    into one line, stops a network that does not learn with an explanation, logs to TensorBoard,
+    and saves the whole training state after every epoch, so that --resume goes on exactly where
+    a cut run stopped. `history` holds each batch's loss and each epoch's test accuracy."""
+
+    def __init__(self, settings, model, optimizer, scheduler, images, classes=10):
+        self.path = Path(settings.out_dir) / f"{settings.dataset}_training.pt"
+        self.settings = {name: getattr(settings, name) for name in RUN_SETTINGS}
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.images, self.classes = images, classes
+        self.steps_per_epoch = -(-len(images) // settings.batch_size)
+        self.history = {"loss": [], "accuracy": []}
+        self.resume_asked, self.trouble, self.seconds = settings.resume, None, 0.0
+        # Where nothing can be written, the lesson has said so already; say nothing each epoch.
+        self.can_save = why_not_writable(settings.out_dir) is None
+        self.log_dir = (Path(settings.out_dir) / "runs" /
+                        f"{settings.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+        self.writer = None
+        self.tensorboard = settings.tensorboard and self.can_save
+
+    def __enter__(self):
+        self.first_epoch = self.resume() if self.resume_asked else 1
+        if self.tensorboard:
+            self.writer = tensorboard_writer(self.log_dir, self.model, self.images)
+        self.guards = contextlib.ExitStack()
+        self.ctrl_c = self.guards.enter_context(StopRequest())
+        self.guards.enter_context(out_of_memory_stops(self.images.device,
+                                                      self.settings["batch_size"]))
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *error):
+        self.seconds = time.perf_counter() - self.started
+        if self.writer:
+            self.writer.close()
+            print(f"TensorBoard log: {readable(self.log_dir)}")
+        return self.guards.__exit__(*error)
+
+    @property
+    def interrupted(self):
+        return self.ctrl_c.requested
+
+    @property
+    def learned(self):
+        return self.trouble is None
+
+    def epochs(self):
+        """The epochs still to train, until one ends in Ctrl-C or in trouble."""
+        for epoch in range(self.first_epoch, self.settings["epochs"] + 1):
+            yield epoch
+            if self.interrupted or self.trouble:
+                return
+
+    def watched(self, batches, epoch):
+        """The batches, under a progress bar, ending after the current one on Ctrl-C."""
+        for batch in progress(batches, f"epoch {epoch}", self.steps_per_epoch):
+            if self.interrupted:
+                return
+            yield batch
+
+    def end_epoch(self, epoch, losses, accuracy):
+        """Note the epoch's losses and test accuracy; say why training stops, if it must;
+        otherwise save the training state."""
+        if self.writer:
+            for step, loss in enumerate(losses, len(self.history["loss"]) + 1):
+                self.writer.add_scalar("loss/batch", loss, step)
+            self.writer.add_scalar("loss/epoch", sum(losses) / max(len(losses), 1), epoch)
+            self.writer.add_scalar("accuracy/test", accuracy, epoch)
+        self.history["loss"] += losses
+        self.history["accuracy"].append(accuracy)
+        if self.interrupted:
+            print(f"Stopped by Ctrl-C in epoch {epoch} of {self.settings['epochs']}, after "
+                  f"{len(losses)} of {self.steps_per_epoch} batches. The network keeps what it "
+                  f"has learned so far.")
+            return
+        self.trouble = training_trouble(epoch, sum(losses) / max(len(losses), 1), accuracy,
+                                        self.classes, self.settings["lr"], self.steps_per_epoch)
+        if self.trouble:
+            print(self.trouble)
+        else:
+            self.save(epoch)
+
+    def exit_if_interrupted(self):
+        """In a terminal, an exit status that says the run was cut short by Ctrl-C."""
+        if self.interrupted and not IN_NOTEBOOK:
+            sys.exit(130)
+
+    def save(self, epoch):
+        if not self.can_save:
+            return
+        state = {
+            "epoch": epoch, "settings": self.settings, "history": self.history,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "cpu_random": torch.get_rng_state(),
+            "cuda_random": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        }
+        self.can_save = save_file(self.path, lambda partial: torch.save(state, partial))
+
+    def saved_state(self):
+        """The training checkpoint of the cut run, checked against this run's settings."""
+        try:
+            state = torch.load(self.path, map_location=self.images.device, weights_only=True)
+            saved = state["settings"]
+        except Exception:  # damaged, cut short, unreadable, or not a training checkpoint
+            stop(f"{readable(self.path)} cannot be read as a training checkpoint: delete it, "
+                 f"and run without --resume to start afresh.")
+        for name, now in self.settings.items():
+            if saved.get(name) != now:
+                stop(f"--resume: the run in {readable(self.path)} was trained with {name}="
+                     f"{display(saved.get(name))}, and this one has {name}={display(now)}. Run "
+                     f"with the same settings to resume it, or without --resume to start afresh.")
+        return state
+
+    def resume(self):
+        """The first epoch still to train: after the last finished one of the cut run saved
+        here, or 1 (with a note) where there is none."""
+        if not self.path.is_file():
+            print(f"Nothing to resume: there is no cut run in {readable(self.path)}. Training "
+                  f"starts afresh.")
+            return 1
+        state = self.saved_state()
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["cpu_random"].cpu())
+        if state["cuda_random"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([random.cpu() for random in state["cuda_random"]])
+        self.history.update(state["history"])
+        print(f"Resuming the run in {readable(self.path)} after epoch {state['epoch']} of "
+              f"{self.settings['epochs']}.")
+        return state["epoch"] + 1

@@ -1,0 +1,181 @@
+"""mnistlab_tools as a package: small modules by concern, an import that changes nothing in the
+importing program, settings declared once, answers that come at once, a doctor that works where
+PyTorch is missing, and checks that read the real model and the real lesson."""
+
+import ast
+import json
+import re
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torchvision import datasets
+
+import mnistlab_saved as saved
+import mnistlab_tools as tools
+from helpers import REPO, SCRIPT, assert_plain_stop, lesson_environment, lesson_parameters
+from mnistlab_tools import export
+
+PACKAGE = REPO / "mnistlab_tools"
+MODULES = sorted(PACKAGE.glob("*.py"))
+
+
+def test_each_module_is_short_and_named_in_the_packages_docstring():
+    assert {path.stem for path in MODULES} >= {"console", "settings", "data", "device", "doctor",
+                                               "files", "figures", "training", "photos"}
+    for path in MODULES:
+        assert len(path.read_text().splitlines()) <= 300, path.name
+        if path.stem != "__init__":
+            assert f"    {path.stem} " in tools.__doc__, path.stem
+
+
+def test_no_function_is_more_complex_than_grade_b():
+    ranked = subprocess.run([sys.executable, "-m", "radon", "cc", "-n", "C", str(PACKAGE)],
+                            capture_output=True, text=True, check=True)
+    assert ranked.stdout == "", ranked.stdout
+
+
+def package_imports(path):
+    """The modules of the package that `path` imports."""
+    tree = ast.parse(path.read_text())
+    return {node.module for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module}
+
+
+def test_the_modules_import_each_other_without_a_cycle():
+    imports = {path.stem: package_imports(path) for path in MODULES}
+    done = set()
+
+    def visit(module, path):
+        assert module not in path, " → ".join([*path, module])
+        if module not in done:
+            for imported in imports[module]:
+                visit(imported, [*path, module])
+            done.add(module)
+
+    for module in imports:
+        visit(module, [])
+
+
+# What an importing program keeps: its Ctrl-C, excepthook, streams and matplotlib backend.
+BEFORE_AND_AFTER = """
+import json, signal, sys
+def state():
+    import matplotlib
+    return [repr(signal.getsignal(signal.SIGINT)), repr(sys.excepthook), sys.stdout.errors,
+            sys.stderr.errors, matplotlib.get_backend(), "torch" in sys.modules]
+before = state()
+import mnistlab_tools as tools
+light = "torch" not in sys.modules
+for name in ("SETTINGS", "find_data", "pick_device", "Figures", "TrainingRun", "open_photo",
+             "load_checkpoint", "doctor_report"):
+    getattr(tools, name)  # every module loaded
+after = state()
+print(json.dumps({"before": before[:-1], "after": after[:-1], "light": light}))
+"""
+
+
+def test_importing_the_package_changes_nothing_in_the_importing_program(tmp_path):
+    finished = subprocess.run([sys.executable, "-c", BEFORE_AND_AFTER], cwd=REPO,
+                              env=lesson_environment(tmp_path), capture_output=True, text=True,
+                              timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    seen = json.loads(finished.stdout)
+    assert seen["after"] == seen["before"]
+    assert seen["light"], "import mnistlab_tools loaded PyTorch"
+
+
+def test_only_a_program_in_a_terminal_gets_the_quiet_ctrl_c(tmp_path):
+    program = ("import signal, sys, mnistlab_tools as tools\ntools.set_up_terminal()\n"
+               "print(signal.getsignal(signal.SIGINT) is tools.end_at_once,"
+               " sys.excepthook is tools.end_quietly, sys.stdout.errors)\n"
+               "import matplotlib\nprint(matplotlib.get_backend())")
+    finished = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True,
+                              env={**lesson_environment(tmp_path), "DISPLAY": ":0"}, text=True)
+    assert finished.stdout.lower().split() == ["true", "true", "mnistlab_ascii", "agg"], (
+        finished.stderr)
+
+
+def test_each_setting_is_declared_once_and_the_cell_holds_its_default():
+    assert lesson_parameters() == {setting.name: setting.default for setting in tools.SETTINGS}
+    code = [cell.source for cell in export.jupytext.read(SCRIPT).cells if cell.cell_type == "code"]
+    for setting in tools.SETTINGS:
+        named = [source for source in code
+                 if re.search(rf"^\s*{setting.name} = ", source, re.M)]
+        assert len(named) == 1, setting.name  # the parameters cell, and nowhere else
+
+
+def test_predict_refuses_a_bad_device_from_the_environment_in_one_line(tmp_path):
+    finished = subprocess.run([sys.executable, str(REPO / "predict.py"), "seven.jpg"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                              env={**lesson_environment(tmp_path), "MNISTLAB_DEVICE": "gpu"})
+    assert_plain_stop(finished, "environment variable MNISTLAB_DEVICE: 'gpu' is not allowed",
+                      "python predict.py --help")
+
+
+def test_predict_reads_its_options_through_the_lessons_declarations(tmp_path):
+    import predict
+
+    parsed = predict.read_options(["seven.jpg"], {"MNISTLAB_OUT_DIR": str(tmp_path)})
+    assert parsed.out_dir == tmp_path and parsed.origins == {"out_dir": "MNISTLAB_OUT_DIR"}
+    assert parsed.device_name == "auto" and parsed.photos == [Path("seven.jpg")]
+
+
+def test_the_doctor_runs_in_a_python_without_pytorch(tmp_path):
+    venv.create(tmp_path / "bare", with_pip=False)
+    finished = subprocess.run([str(tmp_path / "bare" / "bin" / "python"), str(SCRIPT), "--doctor",
+                               "--mirror", "http://127.0.0.1:9/"], cwd=tmp_path,
+                              env=lesson_environment(tmp_path / "out"), capture_output=True,
+                              text=True, timeout=60)
+    assert finished.returncode == 0 and finished.stderr == "", finished.stderr
+    line = {text.split(" ")[0].rstrip(":"): text for text in finished.stdout.splitlines()}
+    assert "Missing torch, torchvision, matplotlib" in line["Requirements"]
+    assert f".venv/bin/pip install -r {REPO}/requirements.txt" in line["Requirements"]
+    assert line["PyTorch"] == "PyTorch: not installed in this Python (see Requirements)"
+    trained = subprocess.run([str(tmp_path / "bare" / "bin" / "python"), str(SCRIPT), "--sample"],
+                             cwd=tmp_path, env=lesson_environment(tmp_path / "out"),
+                             capture_output=True, text=True, timeout=60)
+    assert_plain_stop(trained, "Missing torch", "requirements.txt")
+
+
+def test_the_download_addresses_are_torchvisions():
+    for info in tools.DATASETS.values():
+        assert list(info.mirrors) == info.torchvision_class.mirrors
+    assert tools.DATASETS["fashion"].class_names == datasets.FashionMNIST.classes
+
+
+class WiderNet(saved.DigitNet):
+    """DigitNet with its first convolution doubled in width, as a learner may edit it."""
+
+    def __init__(self, channels=16):
+        super().__init__(channels)
+        self.features[0] = nn.Conv2d(1, 2 * channels, kernel_size=5, bias=False)
+        self.features[2] = nn.BatchNorm2d(2 * channels)
+        self.features[4] = nn.Conv2d(2 * channels, 2 * channels, kernel_size=5, bias=False)
+
+
+def test_the_memory_check_measures_the_model_itself(capsys):
+    images = torch.zeros(4, 1, 28, 28)
+    narrow = tools.training_bytes(saved.DigitNet(16), images, 128)
+    wider = tools.training_bytes(WiderNet(16), images, 128)
+    assert wider > 1.5 * narrow  # the first layer's maps, twice as many, dominate
+    assert tools.training_bytes(saved.DigitNet(16), images, 256) > 1.9 * narrow
+    weights = sum(p.numel() for p in saved.DigitNet(16).parameters()) * 4
+    assert narrow > 4 * weights  # maps kept for the backward pass come on top of the weights
+    with pytest.raises(SystemExit):
+        tools.check_memory(WiderNet(256), images, 60_000)
+    assert "needs about" in capsys.readouterr().err
+
+
+def test_the_saved_module_says_it_is_generated_and_where_each_block_comes_from():
+    text = export.SAVED_MODULE.read_text()
+    assert text.startswith("# AUTOGENERATED! DO NOT EDIT! File to edit: mnistlab.py")
+    sections = [line for line in text.splitlines() if line.startswith("# From mnistlab.py")]
+    assert '# From mnistlab.py, section "The network"' in sections
+    headings = SCRIPT.read_text()
+    for line in sections:
+        assert f"# ## {line.split('section ')[1].strip(chr(34))}" in headings, line
