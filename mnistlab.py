@@ -72,10 +72,29 @@ print(tools.describe(settings))
 figures = tools.Figures(settings.out_dir)
 
 # %% [markdown]
+# ## The data
+#
+# The lesson learns from the four MNIST files in `data/MNIST/raw/`. The
+# first time, `find_data` downloads them there; every time, it checks that
+# they are whole, so that a download cut short shows up now rather than as a
+# strange error later. Many servers cannot reach the internet: then it says
+# how to fetch the files by hand and picks a small sample of real MNIST
+# digits that ships with this repository (2,000 for training, 500 for
+# testing). `dataset = "fashion"` swaps in Fashion-MNIST: the same format and
+# size, but photos of ten kinds of clothing, much harder to tell apart. This
+# comes before the libraries load, which takes seconds, so that a problem
+# with the data is told at once.
+
+# %%
+dataset_info = tools.DATASETS[settings.dataset]  # its name, class names, download addresses
+data_folder = tools.find_data(dataset_info, settings.data_dir, settings.sample, settings.mirror)
+
+# %% [markdown]
 # ## Imports
 #
-# PyTorch builds and trains the network, and matplotlib, pandas, seaborn and
-# scikit-learn draw and count the results.
+# PyTorch builds and trains the network, torchvision reads the dataset's
+# files, and matplotlib, pandas, seaborn and scikit-learn draw and count the
+# results.
 
 # %%
 import matplotlib.pyplot as plt
@@ -87,6 +106,28 @@ from PIL import ImageOps
 from sklearn.metrics import classification_report, confusion_matrix
 from torch import nn
 from torchvision.transforms.functional import pil_to_tensor
+
+# %% [markdown]
+# torchvision's dataset class reads the files: each split holds the images
+# as one tensor of bytes (`data`, 0 to 255) and their labels (`targets`).
+
+# %%
+train_set = dataset_info.torchvision_class(data_folder, train=True)
+test_set = dataset_info.torchvision_class(data_folder, train=False)
+class_names, items = dataset_info.class_names, dataset_info.items
+on_sample = data_folder == tools.SAMPLE_DIR
+print(f"{len(train_set):,} training {items} and {len(test_set):,} test {items} of "
+      f"{dataset_info.name}",
+      "from the committed sample" if on_sample else f"from {tools.readable(data_folder)}")
+
+# %% [markdown]
+# Before training anything, look at the data: a few training images with the
+# label that comes with each.
+
+# %%
+first_labels = [class_names[label] for label in train_set.targets[:30].tolist()]
+examples = tools.digit_grid(train_set.data[:30], first_labels, "Training images and their labels")
+figures.show(examples, "sample_digits")
 
 # %% [markdown]
 # ## Where to train: the device
@@ -103,29 +144,6 @@ from torchvision.transforms.functional import pil_to_tensor
 # %%
 device, why = tools.pick_device(settings.device_name)
 print(tools.describe_device(device, why), *tools.short_report(), sep="\n")
-
-# %% [markdown]
-# ## The data
-#
-# torchvision reads the four MNIST files in `data/MNIST/raw/`. The first
-# time, `find_data` downloads them there; every time, it checks that they
-# are whole, so that a download cut short shows up now rather than as a
-# strange error later. Many servers cannot reach the internet: then it says
-# how to fetch the files by hand and picks a small sample of real MNIST
-# digits that ships with this repository (2,000 for training, 500 for
-# testing). `dataset = "fashion"` swaps in Fashion-MNIST: the same format and
-# size, but photos of ten kinds of clothing, much harder to tell apart.
-
-# %%
-dataset_info = tools.DATASETS[settings.dataset]  # torchvision's class for it, its class names
-data_folder = tools.find_data(dataset_info, settings.data_dir, settings.sample, settings.mirror)
-train_set = dataset_info.torchvision_class(data_folder, train=True)
-test_set = dataset_info.torchvision_class(data_folder, train=False)
-class_names, items = dataset_info.class_names, dataset_info.items
-on_sample = data_folder == tools.SAMPLE_DIR
-print(f"{len(train_set):,} training {items} and {len(test_set):,} test {items} of "
-      f"{dataset_info.name}",
-      "from the committed sample" if on_sample else f"from {tools.readable(data_folder)}")
 
 # %% [markdown]
 # All of MNIST takes 190 MB as 32-bit numbers, so it fits in memory, even on
@@ -159,15 +177,6 @@ mean, std = pixel_mean_and_std(train_set)
 train_images, train_labels = to_tensors(train_set, mean, std, device)
 test_images, test_labels = to_tensors(test_set, mean, std, device)
 print(f"training images {tuple(train_images.shape)}, mean {mean:.4f}, std {std:.4f}")
-
-# %% [markdown]
-# Before training anything, look at the data: a few training images with the
-# label that comes with each.
-
-# %%
-first_labels = [class_names[label] for label in train_set.targets[:30].tolist()]
-examples = tools.digit_grid(train_set.data[:30], first_labels, "Training images and their labels")
-figures.show(examples, "sample_digits")
 
 # %% [markdown]
 # ## The network

@@ -12,7 +12,7 @@ from torch import nn
 from torchvision.transforms.functional import pil_to_tensor
 
 
-# From mnistlab.py, section "The data"
+# From mnistlab.py, section "Where to train: the device"
 def pixel_mean_and_std(split):
     pixels = split.data.float() / 255
     return pixels.mean().item(), pixels.std().item()

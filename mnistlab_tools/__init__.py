@@ -20,15 +20,20 @@ lesson, and their functions take what they use as arguments.
 """
 
 import importlib
+import re
+from pathlib import Path
 
-# Looked in, in this order, for the module that holds a name; the first six need no PyTorch.
+# The modules; a name is looked for in the source of each, in this order, and only the module
+# that defines it is loaded, so that a light name never loads PyTorch.
 MODULES = ("console", "settings", "checks", "files", "doctor", "data", "device", "figures",
            "checkpoints", "training", "photos")
 
 
 def __getattr__(name):
     for module in MODULES:
-        found = importlib.import_module(f".{module}", __name__)
-        if hasattr(found, name):
-            return getattr(found, name)
+        source = (Path(__file__).parent / f"{module}.py").read_text(encoding="utf-8")
+        if re.search(rf"^(def |class ){name}\b|^{name} = ", source, re.M):
+            value = getattr(importlib.import_module(f".{module}", __name__), name)
+            globals()[name] = value  # found once, kept: the next use costs nothing
+            return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

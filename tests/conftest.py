@@ -3,8 +3,10 @@
 
 import functools
 import http.server
+import shutil
 import subprocess
 import threading
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,10 +16,13 @@ import mnistlab_saved as saved
 import mnistlab_tools as tools
 from helpers import (
     RESULT,
+    Kernel,
     QuietHandler,
     Server,
+    code_cells,
     fresh_clone,
     lesson_environment,
+    offline,
     run_lesson,
     tmpfs,
     write_mnist_like,
@@ -70,31 +75,55 @@ def sample_network():
 
 
 @pytest.fixture(scope="session")
-def trained_out_dir(tmp_path_factory):
-    """An output folder holding the checkpoint of a sample run, as after running the lesson once."""
-    out_dir = tmp_path_factory.mktemp("lesson") / "outputs"
-    finished = run_lesson("--sample", cwd=out_dir.parent, environment=lesson_environment(out_dir))
-    assert finished.returncode == 0, finished.stderr
+def terminal_run(tmp_path_factory):
+    """`python mnistlab.py --out-dir "figures here"` in a fresh clone, with no network, started
+    from another folder, as a learner behind a firewall runs it first: it falls back to the
+    sample. Several tests read what it printed and saved; none of them changes it."""
+    root = tmp_path_factory.mktemp("terminal")
+    (root / "clone").mkdir()
+    (root / "elsewhere").mkdir()
+    finished = run_lesson("--out-dir", "figures here", script=fresh_clone(root / "clone"),
+                          cwd=root / "elsewhere",
+                          environment=offline(lesson_environment(root / "unused")))
+    return SimpleNamespace(finished=finished, clone=root / "clone",
+                           out_dir=root / "elsewhere" / "figures here")
+
+
+@pytest.fixture(scope="session")
+def trained_out_dir(terminal_run, tmp_path_factory):
+    """An output folder holding the checkpoint of a sample run, as after running the lesson once
+    (a copy of the terminal run's)."""
+    assert terminal_run.finished.returncode == 0, terminal_run.finished.stderr
+    out_dir = tmp_path_factory.mktemp("trained") / "outputs"
+    shutil.copytree(terminal_run.out_dir, out_dir)
     return out_dir
 
 
 @pytest.fixture(scope="session")
-def fashion_out_dir(trained_out_dir):
-    """The same output folder after a Fashion-MNIST run too."""
-    finished = run_lesson(
-        "--sample",
-        "--dataset",
-        "fashion",
-        cwd=trained_out_dir.parent,
-        environment=lesson_environment(trained_out_dir),
-    )
+def fashion_out_dir(trained_out_dir, tmp_path_factory):
+    """An output folder of a sample run after a Fashion-MNIST run too."""
+    out_dir = tmp_path_factory.mktemp("fashion") / "outputs"
+    shutil.copytree(trained_out_dir, out_dir)
+    finished = run_lesson("--sample", "--dataset", "fashion", cwd=out_dir.parent,
+                          environment=lesson_environment(out_dir))
     assert finished.returncode == 0, finished.stderr
     assert "FashionMNIST" in finished.stdout and "Ankle boot" in finished.stdout
     assert RESULT.search(finished.stdout)
-    return trained_out_dir
+    return out_dir
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     with Server(tmp_path_factory.mktemp("ssh")) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def lesson_kernel(tmp_path_factory):
+    """A Jupyter kernel that ran every code cell of the lesson once, in order, as VS Code's
+    Interactive Window sends them (on the sample, two epochs): `first_run` holds each cell's
+    source, reply status and outputs. Tests may run more code in it, but change no setting."""
+    environment = lesson_environment(tmp_path_factory.mktemp("kernel"), sample=1, epochs=2)
+    with Kernel(environment) as kernel:
+        kernel.first_run = [(source, *kernel.run(source)) for source in code_cells()]
+        yield kernel

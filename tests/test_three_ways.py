@@ -21,22 +21,14 @@ from helpers import (
     fresh_clone,
     images_in,
     lesson_environment,
-    offline,
     on_stderr,
     printed,
     run_lesson,
 )
 
 
-def test_plain_python_from_another_folder_saves_the_figures(tmp_path):
-    out_dir = tmp_path / "figures here"
-    finished = run_lesson(
-        "--sample",
-        "--out-dir",
-        str(out_dir),
-        cwd=tmp_path,
-        environment=lesson_environment(tmp_path / "unused"),
-    )
+def test_plain_python_from_another_folder_saves_the_figures(terminal_run):
+    finished, out_dir = terminal_run.finished, terminal_run.out_dir
     assert finished.returncode == 0, finished.stderr
     assert "Traceback" not in finished.stderr
     for name in FIGURES:
@@ -51,43 +43,38 @@ def test_plain_python_from_another_folder_saves_the_figures(tmp_path):
     assert "out_dir=figures here" in finished.stdout and "PosixPath" not in finished.stdout
 
 
-def test_without_network_it_explains_and_falls_back_to_the_sample(tmp_path):
-    script = fresh_clone(tmp_path)
-    finished = run_lesson(
-        cwd=tmp_path, script=script, environment=offline(lesson_environment(tmp_path / "out"))
-    )
+def test_without_network_it_explains_and_falls_back_to_the_sample(terminal_run):
+    finished = terminal_run.finished
     assert finished.returncode == 0, finished.stderr
     assert "Could not download MNIST" in finished.stdout
     for name in (
         "train-images-idx3-ubyte.gz",
         "t10k-labels-idx1-ubyte.gz",
-        str(tmp_path / "data" / "MNIST" / "raw"),
+        str(terminal_run.clone / "data" / "MNIST" / "raw"),
     ):
         assert name in finished.stdout
     assert "accuracy will be lower" in finished.stdout
     assert "on 500 sample test digits" in finished.stdout
 
 
-def test_cell_by_cell_in_a_fresh_kernel_like_the_interactive_window(tmp_path):
+def test_cell_by_cell_in_a_fresh_kernel_like_the_interactive_window(lesson_kernel):
     figures_shown = 0
-    with Kernel(lesson_environment(tmp_path, sample=1)) as kernel:
-        for source in code_cells():
-            status, outputs = kernel.run(source)
-            assert status == "ok", (source[:200], outputs[-3:])
-            assert images_in(outputs) == figures_drawn(source), source[:200]
-            # Nothing looks like an error.
-            assert not on_stderr(outputs), (source[:200], on_stderr(outputs))
-            figures_shown += figures_drawn(source)
-        # The counts are scikit-learn's, and the misclassified digits are exactly the wrong ones.
-        status, outputs = kernel.run(
-            "from sklearn.metrics import confusion_matrix as cm\n"
-            "assert (confusion.to_numpy() == cm(test_labels, predicted, labels=range(10))).all()\n"
-            "assert confusion.loc['9', '4'] == ((test_labels == 9) & (predicted == 4)).sum()\n"
-            "assert wrong.tolist() == [i for i in range(len(test_labels))"
-            " if test_labels[i] != predicted[i]]\n"
-            "assert len(wrong) == confusion.to_numpy().sum() - confusion.to_numpy().trace()\n"
-        )
-        assert status == "ok", outputs
+    for source, status, outputs in lesson_kernel.first_run:
+        assert status == "ok", (source[:200], outputs[-3:])
+        assert images_in(outputs) == figures_drawn(source), source[:200]
+        # Nothing looks like an error.
+        assert not on_stderr(outputs), (source[:200], on_stderr(outputs))
+        figures_shown += figures_drawn(source)
+    # The counts are scikit-learn's, and the misclassified digits are exactly the wrong ones.
+    status, outputs = lesson_kernel.run(
+        "from sklearn.metrics import confusion_matrix as cm\n"
+        "assert (confusion.to_numpy() == cm(test_labels, predicted, labels=range(10))).all()\n"
+        "assert confusion.loc['9', '4'] == ((test_labels == 9) & (predicted == 4)).sum()\n"
+        "assert wrong.tolist() == [i for i in range(len(test_labels))"
+        " if test_labels[i] != predicted[i]]\n"
+        "assert len(wrong) == confusion.to_numpy().sum() - confusion.to_numpy().trace()\n"
+    )
+    assert status == "ok", outputs
     assert figures_shown == len(FIGURES)
 
 

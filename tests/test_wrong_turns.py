@@ -185,35 +185,26 @@ def test_interrupting_the_training_cell_leaves_a_model_the_next_cells_use(tmp_pa
 # Re-running
 
 
-def test_every_cell_can_run_twice_and_training_starts_afresh(tmp_path):
-    with Kernel(lesson_environment(tmp_path, sample=1, epochs=2)) as kernel:
-        for source in code_cells():
-            runs = [kernel.run(source) for _ in range(2)]
-            for status, outputs in runs:
-                assert status == "ok", (source[:200], outputs[-3:])
-                assert images_in(outputs) == figures_drawn(source)
-            if "tools.TrainingRun(" in source:
-                first, second = (
-                    [
-                        line
-                        for output in outputs
-                        if output.get("name") == "stdout"
-                        for line in output["text"].splitlines()
-                        if "test accuracy" in line
-                    ]
-                    for _, outputs in runs
-                )
-                # The same seed and a fresh model: the same epochs.
-                assert len(first) == 2 and first == second
+def accuracy_lines(outputs):
+    return [line for output in outputs if output.get("name") == "stdout"
+            for line in output["text"].splitlines() if "test accuracy" in line]
 
 
-def test_run_above_after_a_restart_works(tmp_path):
-    cells = code_cells()
-    environment = lesson_environment(tmp_path, sample=1)
-    with Kernel(environment) as kernel:
-        for source in cells:
-            assert kernel.run(source)[0] == "ok"
-    with Kernel(environment) as kernel:  # the restarted kernel: Run Above on the confusion matrix
+def test_every_cell_can_run_twice_and_training_starts_afresh(lesson_kernel):
+    for source, _, first_outputs in lesson_kernel.first_run:
+        status, outputs = lesson_kernel.run(source)
+        assert status == "ok", (source[:200], outputs[-3:])
+        assert images_in(outputs) == figures_drawn(source)
+        if "tools.TrainingRun(" in source:
+            first, second = accuracy_lines(first_outputs), accuracy_lines(outputs)
+            # The same seed and a fresh model: the same epochs.
+            assert len(first) == 2 and first == second
+
+
+def test_run_above_after_a_restart_works(lesson_kernel):
+    cells = [source for source, *_ in lesson_kernel.first_run]
+    # The restarted kernel, with what the first one saved: Run Above on the confusion matrix.
+    with Kernel(lesson_kernel.environment) as kernel:
         for source in cells[: cell_index("confusion_matrix(test_labels", cells) + 1]:
             assert kernel.run(source)[0] == "ok"
 
