@@ -55,13 +55,11 @@ resume = False            # True: go on with the run cut short in out_dir, after
 
 # %% [markdown]
 # `mnistlab_tools/`, beside this file, holds what keeps the lesson robust
-# but teaches nothing about machine learning, one small module per concern:
-# reading the settings, finding the data, saving files whole, Ctrl-C. Each
-# use of it below is a line or two; read its modules when you are curious
-# how they work. First it checks the values above, so that a typing mistake
-# stops the lesson now, with one line that says what is wrong, rather than
-# halfway through. The line printed shows where each value came from;
-# figures and the trained network will be saved in `out_dir`.
+# but teaches nothing about machine learning, a small module per concern;
+# each use of it below is a line or two. First it checks the values above:
+# a typing mistake stops the lesson now, in one line that says what is
+# wrong, not halfway through. The line printed says where each value came
+# from; figures and the trained network are saved in `out_dir`.
 
 # %%
 import mnistlab_tools as tools

@@ -4,6 +4,7 @@ training checkpoint saved after each epoch, from which --resume goes on."""
 
 import contextlib
 import gc
+import math
 import signal
 import sys
 import time
@@ -102,13 +103,15 @@ def training_trouble(epoch, loss, accuracy, classes, lr, steps_per_epoch):
         return (f"Training diverged in epoch {epoch}: the loss became {loss}, so the weights are "
                 f"no longer numbers. The learning rate {lr:g} is far too high for this network: "
                 f"try the default, 0.02, or lower.")
-    chance = 100 / classes
-    if accuracy < 1.5 * chance:
+    chance, guessing_loss = 100 / classes, math.log(classes)  # the scores of equal odds
+    # A loss far above guessing's means the steps overshoot, whatever the accuracy happens to be.
+    if accuracy < 1.5 * chance or loss > 2 * guessing_loss:
         advice = (f"a learning rate of {lr:g} makes each step overshoot: try 0.02 or lower"
                   if lr > 0.1 else f"with only {steps_per_epoch} step{'s' * (steps_per_epoch > 1)} "
                   f"an epoch it has barely started: try a smaller batch size, or more epochs")
         return (f"After epoch {epoch} the network does no better than guessing ({accuracy:.1f} % "
-                f"right, where guessing gets {chance:.0f} %): {advice}.")
+                f"right and a loss of {loss:.4g}, where guessing gets {chance:.0f} % and "
+                f"{guessing_loss:.2f}): {advice}.")
     return None
 
 

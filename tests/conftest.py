@@ -3,6 +3,7 @@
 
 import functools
 import http.server
+import os
 import shutil
 import subprocess
 import threading
@@ -27,6 +28,12 @@ from helpers import (
     tmpfs,
     write_mnist_like,
 )
+
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    # The workers share the machine's cores: PyTorch's threads in each, and in every lesson and
+    # kernel they start, would spin waiting for the others' to yield.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -273,6 +273,18 @@ def test_tensorboard_logs_without_deprecation_warnings(tmp_path):
     assert list((tmp_path / "run").iterdir())
 
 
+# Training
+
+
+def test_a_network_that_does_not_learn_is_told_apart_from_one_that_does():
+    assert tools.training_trouble(1, 0.72, 92.8, 10, 0.02, 16) is None
+    overshoot = tools.training_trouble(1, 120_281.5, 17.0, 10, 900, 16)  # lucky in accuracy
+    assert "does no better than guessing" in overshoot and "try 0.02 or lower" in overshoot
+    barely = tools.training_trouble(1, 2.38, 7.4, 10, 0.02, 1)
+    assert "only 1 step an epoch" in barely
+    assert "diverged" in tools.training_trouble(2, float("nan"), 9.8, 10, 50, 16)
+
+
 # Checkpoints
 
 
