@@ -33,3 +33,15 @@ def test_the_benchmark_prints_a_row_per_recipe():
     assert lesson[0] == "| lesson, defaults" and lesson[2] == "2" and "±" in lesson[6]
     assert original[0] == "| original (pytorch/examples)" and original[2] == "1"
     assert lesson[7].endswith("MB |") and original[7].endswith("MB |")
+
+
+def test_the_startup_benchmark_times_the_three_quick_answers():
+    finished = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "startup.py"), "--runs", "1"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert finished.returncode == 0, finished.stderr
+    rows = [line for line in finished.stdout.splitlines() if line.startswith("| `python")]
+    assert [row.split("`")[1] for row in rows] == [
+        "python mnistlab.py --help", "python mnistlab.py --doctor", "python predict.py --help"]
+    assert all(float(row.split("|")[2]) > 0 for row in rows)
