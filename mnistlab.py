@@ -299,9 +299,9 @@ def one_cycle_adam(model, lr, total_steps):
 # terminal ends the lesson at once); running out of memory ends in one line
 # that says what to try; a network that is not learning (a loss that is no
 # longer a number, or accuracy no better than guessing) stops training with
-# an explanation. With `tensorboard`, it logs the loss of each batch, the
-# loss and test accuracy of each epoch, some training images and the
-# network's graph to `runs/` in `out_dir`, for TensorBoard to draw. After
+# an explanation. With `tensorboard`, it logs the loss of each batch and the
+# loss and test accuracy of each epoch as the epoch ends, some training
+# images and the network's graph to `runs/` in `out_dir`, for TensorBoard. After
 # every epoch it saves the whole state of the training (network, optimiser,
 # schedule, random generators) in `out_dir`, so that `resume = True` (or
 # `--resume`) goes on after the last finished epoch of a run that was cut
@@ -527,4 +527,4 @@ run.exit_if_interrupted()  # in a terminal, the exit status says that the run wa
 # - Look at the gallery again: which mistakes would you have made yourself?
 # - Photograph your own digits and read them with `photos` or `predict.py`.
 # - Try a harder problem with the same code: `dataset = "fashion"`.
-# - Watch training live with `tensorboard = True`.
+# - Watch training epoch by epoch with `tensorboard = True`.
