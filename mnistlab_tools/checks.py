@@ -6,6 +6,9 @@ import os
 import re
 from pathlib import Path
 
+from .console import printable
+from .files import what_is_at
+
 
 def whole_number(minimum, maximum):
     def whole_number(value):
@@ -54,23 +57,31 @@ def one_of(choices):
 
 
 def folder(value):
-    if not str(value).strip():
+    """A folder's name; spaces around it, easy to leave in a .env file, are not part of it."""
+    name = str(value).strip()
+    if not name:
         raise ValueError("an empty name is not allowed: name a folder, such as outputs")
-    return Path(str(value)).expanduser()
+    return Path(name).expanduser()
 
 
 def text(value):
     return str(value).strip()
 
 
+PHOTO_PROBLEMS = {"folder": "it is a folder, not a photo", "nothing": "there is no such file",
+                  "other": "it is not a regular file (a pipe or a device, say)"}
+
+
 def photo_paths(value):
-    parts = str(value).split(os.pathsep) if isinstance(value, (str, Path)) else list(value)
-    paths = [Path(part).expanduser() for part in map(str, parts) if part.strip()]
+    """Paths of photos: a list, or one text of paths separated by os.pathsep (papermill and the
+    environment give text, or a number for a name such as 7)."""
+    parts = list(value) if isinstance(value, (list, tuple)) else str(value).split(os.pathsep)
+    paths = [Path(str(part).strip()).expanduser() for part in parts if str(part).strip()]
     for path in paths:
-        if path.is_dir():
-            raise ValueError(f"{str(path)!r} is not allowed: it is a folder, not a photo")
-        if not path.is_file():
-            raise ValueError(f"{str(path)!r} is not allowed: there is no such file")
+        kind = what_is_at(path)
+        if kind != "file":
+            raise ValueError(f"{printable(str(path))!r} is not allowed: "
+                             f"{PHOTO_PROBLEMS.get(kind, kind)}")
     return paths
 
 

@@ -24,13 +24,20 @@ def stop(message):
     sys.exit(2)
 
 
+def printable(text):
+    """Text that any stream or figure can show: a name in another encoding than UTF-8 (a photo
+    named in Latin-1, say), which Python keeps as escapes, gets � where its bytes do not decode."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def readable(path):
-    """A path as a learner would type it: relative to the current folder when inside it."""
+    """A path as a learner would type it, printable: relative to the current folder when inside
+    it."""
     path = Path(path)
     try:
-        return str(path.resolve().relative_to(Path.cwd()))
+        return printable(str(path.resolve().relative_to(Path.cwd())))
     except (ValueError, OSError):
-        return str(path)
+        return printable(str(path))
 
 
 def end_at_once(*_):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .console import readable, stop
-from .files import HERE, NOT_WRITABLE, partial_path
+from .files import HERE, NOT_WRITABLE, partial_path, what_is_at
 
 SAMPLE_DIR = HERE / "sample"
 
@@ -76,7 +76,7 @@ def idx_problem(path, magic, count, header):
 
 def data_problems(raw_dir):
     """One line for each dataset file in raw_dir that is there but not whole."""
-    return [problem for name, layout in IDX_FILES.items() if (raw_dir / name).is_file()
+    return [problem for name, layout in IDX_FILES.items() if what_is_at(raw_dir / name) == "file"
             for problem in [idx_problem(raw_dir / name, *layout)] if problem]
 
 

@@ -16,9 +16,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .console import display, readable
+from .console import display, printable, readable
 from .data import DATASETS, IDX_FILES
-from .files import HERE
+from .files import HERE, what_is_at
 
 REQUIREMENTS = HERE / "requirements.txt"
 
@@ -112,13 +112,37 @@ def major_minor(version):
     return tuple(int(part) for part in version.split(".")[:2])
 
 
+GPU_ROW = re.compile(r"(\d+), ([^,]+), (\d+), (\d+)")
+DRIVER_VERSION = re.compile(r"\d+(\.\d+)+")
+
+
+def gpus_seen():
+    """[(index, name, free MiB, total MiB)] of each GPU nvidia-smi lists; a line that is not such
+    a row (a stand-in's or a failing driver's own text) lists none."""
+    answer = nvidia_smi("--query-gpu=index,name,memory.free,memory.total",
+                        "--format=csv,noheader,nounits") or ""
+    rows = [GPU_ROW.fullmatch(line.strip()) for line in answer.splitlines()]
+    return [row.groups() for row in rows if row]
+
+
+def driver_line():
+    answer = nvidia_smi("--query-gpu=driver_version", "--format=csv,noheader")
+    if answer is None:
+        return "NVIDIA driver: nvidia-smi does not answer (no NVIDIA GPU here, or no driver)"
+    first = answer.splitlines()[0].strip() if answer.strip() else ""
+    if not DRIVER_VERSION.fullmatch(first):
+        return (f"NVIDIA driver: nvidia-smi answers, but not with a driver version "
+                f"({printable(first)[:120]!r}): the driver may not be loaded; run nvidia-smi "
+                f"alone to see more, and ask the server's administrator")
+    return f"NVIDIA driver {first}, for CUDA {driver_cuda_version()} at most"
+
+
 def gpu_lines(gpus):
     """A line for each GPU nvidia-smi sees, and whether this PyTorch can use them."""
     if not gpus:
         return ["GPUs: none; the lesson trains on the CPU"]
     lines = [f"GPU {index} (nvidia-smi's numbering): {name}, {int(free) / 1024:.1f} of "
-             f"{int(total) / 1024:.1f} GiB free"
-             for index, name, free, total in (row.split(", ") for row in gpus.splitlines())]
+             f"{int(total) / 1024:.1f} GiB free" for index, name, free, total in gpus]
     built, driver = torch_build()[1], driver_cuda_version()
     if built and driver and major_minor(built)[0] > major_minor(driver)[0]:
         lines.append(f"GPUs: PyTorch cannot use them: it is built for CUDA {built}, and the "
@@ -133,8 +157,8 @@ def gpu_lines(gpus):
 
 def free_space_line(what, folder):
     existing = Path(folder).resolve()
-    while not existing.exists():
-        existing = existing.parent
+    while what_is_at(existing) != "folder" and existing != existing.parent:
+        existing = existing.parent  # the nearest folder that is there, and that you may enter
     free = shutil.disk_usage(existing).free
     line = f"Disk for the {what} ({display(Path(folder))}): {free / 2**30:.1f} GiB free"
     return line + (" - under 1 GiB: free some space, or choose another folder" if free < 2**30
@@ -158,9 +182,7 @@ def download_line(dataset, mirror):
 
 def doctor_report(settings):
     """Lines that say what this machine offers the lesson, each problem with what to do."""
-    gpus = nvidia_smi("--query-gpu=index,name,memory.free,memory.total",
-                      "--format=csv,noheader,nounits")
-    driver = nvidia_smi("--query-gpu=driver_version", "--format=csv,noheader")
+    gpus = gpus_seen()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     return [
@@ -168,9 +190,7 @@ def doctor_report(settings):
         python_line(),
         requirements_line(),
         pytorch_line(gpus),
-        f"NVIDIA driver {driver.splitlines()[0]}, for CUDA {driver_cuda_version()} at most"
-        if driver else
-        "NVIDIA driver: nvidia-smi does not answer (no NVIDIA GPU here, or no driver)",
+        driver_line(),
         *gpu_lines(gpus),
         "CUDA_VISIBLE_DEVICES: " + ("not set" if visible is None else repr(visible)),
         f"CPU threads: {usable} usable here, of {os.cpu_count()} on the machine",

@@ -6,7 +6,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .console import IN_NOTEBOOK, readable
+from .console import IN_NOTEBOOK, printable, readable
 from .files import save_file, why_not_writable
 
 
@@ -66,7 +66,7 @@ def readings_figure(images, probabilities, names):
     for (picture, bars), image, row, guess, name in zip(axes, images, probabilities, best, names,
                                                          strict=True):
         picture.imshow(np.asarray(image), cmap="gray")
-        picture.set(title=f"{name}, prepared", xticks=[], yticks=[])
+        picture.set(title=f"{printable(name)}, prepared", xticks=[], yticks=[])
         bars.bar(range(10), (row * 100).tolist(),
                  color=["firebrick" if d == guess else "lightsteelblue" for d in range(10)])
         bars.set(xticks=range(10), ylim=(0, 100), ylabel="probability (%)",

@@ -3,6 +3,7 @@ Standard library only."""
 
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -34,6 +35,19 @@ def save_file(path, write):
         print(f"Warning: could not save {readable(path)} ({reason}). Make room, or choose another "
               f"folder with --out-dir.")
         return False
+
+
+def what_is_at(path):
+    """What a learner's path names: "file", "folder", "nothing", "other" (a pipe or a device,
+    which could block whoever reads it), or, where that cannot be told, the reason (a name too
+    long, a folder you may not enter), which pathlib would raise instead."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "nothing"
+    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the name
+        return f"unreachable ({getattr(error, 'strerror', None) or error})"
+    return "file" if stat.S_ISREG(mode) else "folder" if stat.S_ISDIR(mode) else "other"
 
 
 def why_not_writable(folder):

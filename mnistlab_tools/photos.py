@@ -3,13 +3,14 @@ transparency on white paper, very large photos in reduced form, and a plain reas
 photo that cannot be read."""
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .checks import PHOTO_PROBLEMS
 from .console import readable, stop
+from .files import what_is_at
 
 SMALLEST_PHOTO = 10  # pixels a side: anything smaller cannot show a digit's strokes
 
@@ -18,9 +19,9 @@ def open_photo(path):
     """A photo or scan as a Pillow image, read as a learner means it: transparency flattened onto
     white paper, 16-bit and floating-point grey scaled to 0-255, a very large photo read in
     reduced form. Or a ValueError that says in a few words why it cannot be read."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError("this is a folder, not a photo")
+    kind = what_is_at(path)
+    if kind != "file":  # only a regular file: reading a pipe would wait for ever
+        raise ValueError(PHOTO_PROBLEMS.get(kind, kind))
     try:
         photo = open_whole_or_reduced(path)
     except FileNotFoundError:

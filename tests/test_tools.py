@@ -1,6 +1,7 @@
 """Unit tests of mnistlab_tools, the lesson's plumbing: settings, data, files, figures,
 checkpoints."""
 
+import os
 import warnings
 from pathlib import Path
 
@@ -398,7 +399,8 @@ def test_a_photo_over_pillows_pixel_limit_is_read_in_reduced_form(tmp_path, monk
 
 
 @pytest.mark.parametrize("make, phrase", [
-    (lambda path: path.mkdir(), "this is a folder, not a photo"),
+    (lambda path: path.mkdir(), "it is a folder, not a photo"),
+    (lambda path: os.mkfifo(path), "not a regular file"),  # opening it would wait for ever
     (lambda path: Image.new("L", (3, 3), 255).save(path, "PNG"), "only 3 × 3 pixels"),
     (lambda path: path.write_text("not a picture"), "not an image that Pillow can read"),
     (lambda path: None, "there is no such file"),

@@ -1,0 +1,109 @@
+"""Paths and names as they come from elsewhere (a .env file, papermill, a terminal, a phone, a
+broken driver) end in the value the learner meant or in one plain line, never in a traceback
+or a wait without end."""
+
+import os
+import subprocess
+import sys
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+import torch
+
+import mnistlab_tools as tools
+from benchmarks.photo_like import photo_of
+from helpers import REPO, held_out_digits, lesson_environment, lesson_parameters, run_predict
+
+CELL = lesson_parameters()
+TOO_LONG = "x" * 300  # over the 255 bytes a file system allows in one name
+
+
+def test_spaces_left_around_a_folder_in_the_environment_are_not_part_of_it():
+    settings = tools.read_settings(CELL, [], {"MNISTLAB_OUT_DIR": "outputs ",
+                                              "MNISTLAB_DATA_DIR": " /srv/mnist"})
+    assert settings.out_dir == Path("outputs") and settings.data_dir == Path("/srv/mnist")
+
+
+def test_numbers_from_papermill_are_names_as_the_parameters_cell_types_them(tmp_path):
+    settings = tools.read_settings({**CELL, "out_dir": 2024}, [], {})
+    assert settings.out_dir == tools.HERE / "2024"
+    with pytest.raises(tools.SettingsError, match="photos in the parameters cell: '.*7' is not "
+                                                  "allowed: there is no such file"):
+        tools.read_settings({**CELL, "photos": 7}, [], {})
+
+
+def test_photos_given_twice_are_all_read(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        (tmp_path / name).write_bytes(b"")
+    settings = tools.read_settings(CELL, ["--photos", "a.jpg", "--photos", "b.jpg", "c.jpg"], {})
+    assert settings.photos == [Path("a.jpg"), Path("b.jpg"), Path("c.jpg")]
+
+
+@pytest.mark.parametrize("make, phrase", [
+    (lambda path: os.mkfifo(path), "not a regular file"),
+    (lambda path: None, "there is no such file"),
+    (lambda path: path.mkdir(), "it is a folder, not a photo"),
+])
+def test_a_photo_that_is_not_a_file_is_refused_in_the_settings(tmp_path, make, phrase):
+    make(tmp_path / "photo.jpg")
+    with pytest.raises(tools.SettingsError, match=f"--photos: .*{phrase}"):
+        tools.read_settings(CELL, ["--photos", str(tmp_path / "photo.jpg")], {})
+
+
+def test_a_name_too_long_for_the_file_system_is_named_not_raised(tmp_path):
+    with pytest.raises(tools.SettingsError, match="unreachable .File name too long"):
+        tools.read_settings(CELL, ["--photos", str(tmp_path / TOO_LONG / "a.jpg")], {})
+    settings = tools.read_settings(CELL, ["--data-dir", str(tmp_path / TOO_LONG)], {})
+    assert tools.data_problems(settings.data_dir / "MNIST" / "raw") == []
+    assert tools.free_space_line("data", settings.data_dir).startswith("Disk for the data")
+
+
+def test_the_doctor_looks_at_a_folder_you_may_not_enter_without_a_traceback(tmp_path):
+    locked = tmp_path / "locked"
+    (locked / "inner").mkdir(parents=True)
+    locked.chmod(0)
+    try:
+        finished = subprocess.run(
+            ["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable,
+             str(REPO / "mnistlab.py"), "--doctor", "--data-dir", str(locked / "inner"),
+             "--mirror", "http://127.0.0.1:9/"] if os.geteuid() == 0 else
+            [sys.executable, str(REPO / "mnistlab.py"), "--doctor", "--data-dir",
+             str(locked / "inner"), "--mirror", "http://127.0.0.1:9/"],
+            cwd=tmp_path, env=lesson_environment(tmp_path / "out"), capture_output=True,
+            text=True, timeout=60)
+    finally:
+        locked.chmod(0o755)
+    assert finished.returncode == 0 and finished.stderr == "", finished.stderr
+    assert "Disk for the data" in finished.stdout
+
+
+def test_a_photo_named_in_another_encoding_is_printed_and_drawn(tmp_path):
+    name = os.fsdecode(b"caf\xe9.jpg")  # as Python reads a Latin-1 name from the disk
+    assert tools.readable(tmp_path / name).endswith("caf\ufffd.jpg")
+    digits = torch.zeros(1, 28, 28)
+    figure = tools.readings_figure(digits, torch.full((1, 10), 0.1), [name])
+    figure.savefig(BytesIO(), format="png")
+
+
+def test_predict_never_waits_on_a_named_pipe(trained_out_dir, tmp_path):
+    os.mkfifo(tmp_path / "pipe.jpg")
+    photo_of(held_out_digits(count_per_class=1)[0][7], seed=3).save(tmp_path / "seven.jpg")
+    finished = run_predict("pipe.jpg", "seven.jpg", cwd=tmp_path,
+                           environment=lesson_environment(trained_out_dir))
+    assert finished.returncode == 0, finished.stderr
+    assert "Skipped pipe.jpg: it is not a regular file" in finished.stdout
+    assert "seven.jpg: 7" in finished.stdout
+
+
+def test_a_stand_in_nvidia_smi_that_prints_its_failure_is_not_taken_for_a_driver(tmp_path,
+                                                                                 monkeypatch):
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho \"NVIDIA-SMI has failed because it couldn't communicate "
+                    "with the NVIDIA driver.\"\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert "answers, but not with a driver version" in tools.driver_line()
+    assert tools.gpus_seen() == []
+    assert tools.gpu_lines([]) == ["GPUs: none; the lesson trains on the CPU"]
