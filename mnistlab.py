@@ -410,21 +410,26 @@ if len(wrong):
 # with), one file per dataset. It is written whole or not at all, and loaded
 # with `weights_only=True`, so that a checkpoint from elsewhere cannot run
 # code. Loaded into a fresh network, the weights must give exactly the same
-# accuracy. A network that did not learn is not saved, so that it never
-# replaces a good one.
+# accuracy. It also records how the network was trained and how well it
+# did, so that a better network is never lost: a network that did not learn
+# is not saved, and one cut short or trained on the sample is saved beside a
+# better one rather than over it.
 
 # %%
 checkpoint = tools.checkpoint_path(settings.out_dir, settings.dataset)
+saved = None
 if not run.learned:
     print(f"Not saved: the network did not learn, and {tools.readable(checkpoint)} keeps what it "
           f"had.")
-elif figures.can_save and tools.save_checkpoint(checkpoint, model, settings.channels,
-                                                settings.dataset, class_names, mean, std):
+elif figures.can_save:
+    saved = tools.save_checkpoint(checkpoint, model, settings.channels, settings.dataset,
+                                  class_names, mean, std, run.outcome(test_accuracy, on_sample))
+if saved:
     try:
-        restored, _ = tools.load_checkpoint(checkpoint, DigitNet, device)
+        restored, _ = tools.load_checkpoint(saved, DigitNet, device)
     except tools.CheckpointError as error:
         tools.stop(str(error))
-    print(f"Saved the network to {tools.readable(checkpoint)}; loaded back, it scores "
+    print(f"Saved the network to {tools.readable(saved)}; loaded back, it scores "
           f"{accuracy(predict(restored, test_images), test_labels):.2f} % on the test {items}")
 
 # %% [markdown]

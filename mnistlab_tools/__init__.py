@@ -10,7 +10,8 @@ module per concern, each short enough to read in one sitting.
     device       where to train, and whether the training fits in its memory
     figures      figures shown and saved
     checkpoints  the trained network on disk
-    training     TrainingRun: Ctrl-C, out of memory, trouble, TensorBoard, resume
+    training     TrainingRun: Ctrl-C, out of memory, trouble, TensorBoard
+    resume       the training state saved after each epoch, and --resume's checks
     photos       reading photos of handwriting
     export       copies the lesson's #@save cells into mnistlab_saved.py (not imported here)
 
@@ -26,7 +27,7 @@ from pathlib import Path
 # The modules; a name is looked for in the source of each, in this order, and only the module
 # that defines it is loaded, so that a light name never loads PyTorch.
 MODULES = ("console", "settings", "checks", "files", "doctor", "data", "device", "figures",
-           "checkpoints", "training", "photos")
+           "checkpoints", "resume", "training", "photos")
 
 
 def __getattr__(name):

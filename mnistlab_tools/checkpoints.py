@@ -19,11 +19,62 @@ def checkpoint_path(out_dir, dataset):
     return Path(out_dir) / f"{dataset}_cnn.pt"
 
 
-def save_checkpoint(path, model, channels, dataset, class_names, mean, std):
-    """The weights and what it takes to use them, written whole or not at all."""
+def save_checkpoint(path, model, channels, dataset, class_names, mean, std, outcome=None):
+    """Write the weights and what it takes to use them, whole or not at all, at `path`, or beside
+    it where `path` holds a better network (see kept_instead); the path written, or None.
+    outcome: how the network was trained and how well it did (TrainingRun.outcome)."""
     checkpoint = {"weights": model.state_dict(), "channels": channels, "dataset": dataset,
-                  "class_names": list(class_names), "mean": float(mean), "std": float(std)}
-    return save_file(path, lambda partial: torch.save(checkpoint, partial))
+                  "class_names": list(class_names), "mean": float(mean), "std": float(std),
+                  **({"outcome": outcome} if outcome else {})}
+    if outcome:
+        path = kept_instead(path, outcome) or path
+    return path if save_file(path, lambda partial: torch.save(checkpoint, partial)) else None
+
+
+def saved_outcome(path):
+    """What the checkpoint at `path` says of how its network was trained: {} for one saved by an
+    older lesson, None where there is no readable checkpoint to lose."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # missing, damaged or unreadable: nothing that a new network could spoil
+        return None
+    outcome = checkpoint.get("outcome", {}) if isinstance(checkpoint, dict) else None
+    return outcome if isinstance(outcome, dict) else {}
+
+
+def why_lesser(outcome, old):
+    """Why a network with this outcome must not replace the one whose outcome is `old`, or None:
+    cut short, or trained on the sample, and not measured better on the same test set."""
+    if old is None:
+        return None
+    lesser = ("it was cut short" if not outcome["complete"] else
+              "it was trained on the small sample" if outcome["data"] == "sample" else None)
+    measured_alike = old.get("data") == outcome["data"] and "accuracy" in old
+    if lesser and not (measured_alike and outcome["accuracy"] >= old["accuracy"]):
+        return lesser
+    return None
+
+
+def describe_outcome(old):
+    if "accuracy" not in old:
+        return "saved by an earlier lesson"
+    test_set = "the sample's test set" if old.get("data") == "sample" else "the full test set"
+    return f"{old['accuracy']:.2f} % on {test_set}"
+
+
+def kept_instead(path, outcome):
+    """Where to save a lesser network so that a better one at `path` is kept, with one line
+    saying so; None where it may replace what is there."""
+    old = saved_outcome(path)
+    lesser = why_lesser(outcome, old)
+    if lesser is None:
+        return None
+    beside = path.with_name(f"{path.stem}.{'cut-short' if not outcome['complete'] else 'sample'}"
+                            f"{path.suffix}")
+    print(f"Kept {readable(path)} ({describe_outcome(old)}): this network is saved beside it as "
+          f"{readable(beside)}, since {lesser}. To use it all the same, give it to predict.py "
+          f"with --checkpoint, or rename it to {path.name}.")
+    return beside
 
 
 def read_checkpoint(path, device):

@@ -2,6 +2,7 @@
 Standard library only."""
 
 import errno
+import glob
 import os
 import stat
 import tempfile
@@ -22,10 +23,31 @@ def partial_path(path):
     return path.with_name(f".{path.name}.{os.getpid()}.partial")
 
 
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_leftovers(path):
+    """Remove the partial files of `path` that runs killed mid-write left (kill -9 allows no
+    clean-up); those of runs still writing are theirs."""
+    prefix = f".{Path(path).name}."
+    for partial in Path(path).parent.glob(f"{glob.escape(prefix)}*.partial"):
+        pid = partial.name[len(prefix):-len(".partial")]
+        if pid.isdigit() and not alive(int(pid)):
+            partial.unlink(missing_ok=True)
+
+
 def save_file(path, write):
     """Write a file whole or not at all; say so, rather than fail, when it cannot be written."""
     partial = partial_path(path)
     try:
+        remove_leftovers(path)
         write(partial)
         os.replace(partial, path)
         return True

@@ -15,12 +15,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .console import IN_NOTEBOOK, display, end_at_once, readable, stop
+from .console import IN_NOTEBOOK, end_at_once, readable, stop
 from .device import gpu_memory
-from .files import save_file, why_not_writable
-
-# The settings a run's result depends on: a cut run resumes only with the same ones.
-RUN_SETTINGS = ("epochs", "batch_size", "lr", "seed", "channels", "augment", "dataset", "sample")
+from .files import what_is_at, why_not_writable
+from .resume import RUN_SETTINGS, resume_from, save_training_state
 
 
 def progress(batches, description, total=None):
@@ -138,7 +136,12 @@ class TrainingRun:
         self.tensorboard = settings.tensorboard and self.can_save
 
     def __enter__(self):
-        self.first_epoch = self.resume() if self.resume_asked else 1
+        if self.resume_asked:
+            self.first_epoch = self.resume()
+        else:  # a fresh run: the state of an older one must not be resumed in its stead
+            self.first_epoch = 1
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
         if self.tensorboard:
             self.writer = tensorboard_writer(self.log_dir, self.model, self.images)
         self.guards = contextlib.ExitStack()
@@ -188,9 +191,12 @@ class TrainingRun:
         self.history["loss"] += losses
         self.history["accuracy"].append(accuracy)
         if self.interrupted:
+            after = ("--resume goes on after the last finished epoch"
+                     if what_is_at(self.path) == "file" else
+                     "--resume will find nothing to go on from, since no epoch finished")
             print(f"Stopped by Ctrl-C in epoch {epoch} of {self.settings['epochs']}, after "
                   f"{len(losses)} of {self.steps_per_epoch} batches. The network keeps what it "
-                  f"has learned so far.")
+                  f"has learned so far; {after}.")
             return
         self.trouble = training_trouble(epoch, sum(losses) / max(len(losses), 1), accuracy,
                                         self.classes, self.settings["lr"], self.steps_per_epoch)
@@ -199,52 +205,27 @@ class TrainingRun:
         else:
             self.save(epoch)
 
+    @property
+    def complete(self):
+        """Every epoch trained, none cut short."""
+        return not self.interrupted and len(self.history["accuracy"]) == self.settings["epochs"]
+
+    def outcome(self, accuracy, on_sample):
+        """How the network was trained and how well it did, for its checkpoint to record."""
+        return {"accuracy": float(accuracy), "data": "sample" if on_sample else "full",
+                "complete": self.complete}
+
     def exit_if_interrupted(self):
         """In a terminal, an exit status that says the run was cut short by Ctrl-C."""
         if self.interrupted and not IN_NOTEBOOK:
             sys.exit(130)
 
     def save(self, epoch):
-        if not self.can_save:
-            return
-        state = {
-            "epoch": epoch, "settings": self.settings, "history": self.history,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "cpu_random": torch.get_rng_state(),
-            "cuda_random": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
-        }
-        self.can_save = save_file(self.path, lambda partial: torch.save(state, partial))
-
-    def saved_state(self):
-        """The training checkpoint of the cut run, checked against this run's settings."""
-        try:
-            state = torch.load(self.path, map_location=self.images.device, weights_only=True)
-            saved = state["settings"]
-        except Exception:  # damaged, cut short, unreadable, or not a training checkpoint
-            stop(f"{readable(self.path)} cannot be read as a training checkpoint: delete it, "
-                 f"and run without --resume to start afresh.")
-        for name, now in self.settings.items():
-            if saved.get(name) != now:
-                stop(f"--resume: the run in {readable(self.path)} was trained with {name}="
-                     f"{display(saved.get(name))}, and this one has {name}={display(now)}. Run "
-                     f"with the same settings to resume it, or without --resume to start afresh.")
-        return state
+        if self.can_save:
+            self.can_save = save_training_state(
+                self.path, epoch, self.settings, len(self.images), self.history, self.model,
+                self.optimizer, self.scheduler)
 
     def resume(self):
-        """The first epoch still to train: after the last finished one of the cut run saved
-        here, or 1 (with a note) where there is none."""
-        if not self.path.is_file():
-            print(f"Nothing to resume: there is no cut run in {readable(self.path)}. Training "
-                  f"starts afresh.")
-            return 1
-        state = self.saved_state()
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["cpu_random"].cpu())
-        if state["cuda_random"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([random.cpu() for random in state["cuda_random"]])
-        self.history.update(state["history"])
-        print(f"Resuming the run in {readable(self.path)} after epoch {state['epoch']} of "
-              f"{self.settings['epochs']}.")
-        return state["epoch"] + 1
+        return resume_from(self.path, self.settings, len(self.images), self.model,
+                           self.optimizer, self.scheduler, self.history)

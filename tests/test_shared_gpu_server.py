@@ -117,13 +117,14 @@ def test_a_run_cut_short_resumes_to_the_result_of_an_uncut_run(tmp_path):
     cut.communicate(timeout=60)
     training = torch.load(tmp_path / "cut" / "mnist_training.pt", weights_only=True)
     assert 1 <= training["epoch"] < 6
-    assert not list((tmp_path / "cut").glob(".*partial*"))
     resumed = run_lesson("--sample", "--epochs", "6", "--resume", cwd=tmp_path,
                          environment=lesson_environment(tmp_path / "cut"))
     assert resumed.returncode == 0, resumed.stderr
     assert f"Resuming the run in cut/mnist_training.pt after epoch {training['epoch']} of 6" \
         in resumed.stdout
     assert "epoch 1:" not in resumed.stdout and "epoch 6:" in resumed.stdout
+    # What the kill left half-written, if it came in the middle of a save, is gone too.
+    assert not list((tmp_path / "cut").glob(".*partial*"))
     assert RESULT.search(resumed.stdout)["accuracy"] == RESULT.search(uncut_output)["accuracy"]
     for name, tensor in weights(tmp_path / "uncut" / "mnist_cnn.pt").items():
         assert torch.equal(tensor, weights(tmp_path / "cut" / "mnist_cnn.pt")[name]), name

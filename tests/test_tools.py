@@ -2,6 +2,7 @@
 checkpoints."""
 
 import os
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -443,3 +444,16 @@ def test_every_mode_pillow_opens_is_read_as_the_same_digit(mode):
     image = seven().point(lambda v: 255 * (v > 128), "1") if mode == "1" else seven().convert(mode)
     digit = prepare_digit(tools.flattened(image))
     assert torch.corrcoef(torch.stack([grey.flatten(), digit.flatten()]))[0, 1] > 0.9
+
+
+
+def test_what_a_killed_run_left_half_written_is_removed_by_the_next_save(tmp_path):
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    left = tmp_path / f".f.{gone.pid}.partial"  # a run killed while it wrote f
+    left.write_bytes(b"half")
+    writing = tmp_path / f".f.{os.getppid()}.partial"  # a run still alive, writing f now
+    writing.write_bytes(b"in progress")
+    assert tools.save_file(tmp_path / "f", lambda partial: partial.write_bytes(b"whole"))
+    assert not left.exists() and writing.exists()
+    assert (tmp_path / "f").read_bytes() == b"whole"

@@ -1,0 +1,95 @@
+"""The training checkpoint, saved whole after every finished epoch, and --resume, which goes on
+from it only after checking everything that decides the result: the settings, the training data
+actually used, the network's layers, and each field it loads."""
+
+import torch
+
+from .console import display, readable, stop
+from .files import save_file, what_is_at
+
+# The settings a run's result depends on: a cut run resumes only with the same ones.
+RUN_SETTINGS = ("epochs", "batch_size", "lr", "seed", "channels", "augment", "dataset", "sample")
+# Each field a training checkpoint holds, and the type it must have.
+FIELDS = {"epoch": int, "settings": dict, "images": int, "history": dict, "model": dict,
+          "optimizer": dict, "scheduler": dict, "cpu_random": torch.Tensor, "cuda_random": list}
+
+
+def save_training_state(path, epoch, settings, images, history, model, optimizer, scheduler):
+    """Everything a resumed run needs to end as if it had never been cut; False when it cannot be
+    written (and has said so)."""
+    state = {
+        "epoch": epoch, "settings": settings, "images": images, "history": history,
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(), "cpu_random": torch.get_rng_state(),
+        "cuda_random": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+    }
+    return save_file(path, lambda partial: torch.save(state, partial))
+
+
+def refuse(path, why):
+    stop(f"--resume: the run in {readable(path)} {why}. Run without --resume to start afresh.")
+
+
+def read_training_state(path, device):
+    """The training checkpoint at `path`, each field of the type it must have."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception:  # damaged, cut short, unreadable, or not a checkpoint at all
+        refuse(path, "cannot be read as a training checkpoint (delete it)")
+    if not isinstance(state, dict):
+        refuse(path, "is not a training checkpoint (delete it)")
+    wrong = [name for name, kind in FIELDS.items() if not isinstance(state.get(name), kind)]
+    if wrong:
+        refuse(path, f"was saved without a proper {', '.join(wrong)}, so it cannot be resumed "
+                     f"(delete it)")
+    return state
+
+
+def check_same_run(path, state, settings, images, model):
+    """Stop, in one line, unless the saved run is this one: same settings, same training data,
+    same layers, and a history as long as its epochs."""
+    for name, now in settings.items():
+        if state["settings"].get(name) != now:
+            refuse(path, f"was trained with {name}={display(state['settings'].get(name))}, and "
+                         f"this one has {name}={display(now)}; use the same settings to resume")
+    if state["images"] != images:
+        refuse(path, f"was trained on {state['images']:,} images, and this one has {images:,} "
+                     f"(the data was not found where it was: check --data-dir)")
+    saved = {name: tuple(tensor.shape) for name, tensor in state["model"].items()}
+    if saved != {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}:
+        refuse(path, "was trained with other layers than DigitNet has now (was it edited?)")
+    if not history_fits(state["history"], state["epoch"], settings["epochs"]):
+        refuse(path, "has a damaged history of its epochs (delete it)")
+
+
+def history_fits(history, epoch, epochs):
+    """Whether a saved history holds numbers, an accuracy for each of the epoch epochs done."""
+    numbers = [history.get(name) for name in ("accuracy", "loss")]
+    lists = all(isinstance(values, list) and all(isinstance(value, (int, float))
+                                                 for value in values) for values in numbers)
+    return lists and 1 <= epoch <= epochs and len(numbers[0]) == epoch
+
+
+def resume_from(path, settings, images, model, optimizer, scheduler, history):
+    """Load the cut run saved at `path` into the model, optimiser, scheduler, random generators
+    and history; the first epoch still to train. Where there is none, 1, with a note."""
+    if what_is_at(path) != "file":
+        print(f"Nothing to resume: there is no cut run in {readable(path)}. Training starts "
+              f"afresh.")
+        return 1
+    state = read_training_state(path, next(model.parameters()).device)
+    check_same_run(path, state, settings, images, model)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["cpu_random"].cpu())
+    if state["cuda_random"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([random.cpu() for random in state["cuda_random"]])
+    history.update(state["history"])
+    if state["epoch"] == settings["epochs"]:
+        print(f"The run in {readable(path)} had finished all its {state['epoch']} epochs: there is "
+              f"nothing left to train, and the cells below use its network.")
+    else:
+        print(f"Resuming the run in {readable(path)} after epoch {state['epoch']} of "
+              f"{settings['epochs']}.")
+    return state["epoch"] + 1

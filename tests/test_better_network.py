@@ -1,0 +1,68 @@
+"""A better network is never lost: a run cut short, or trained on the sample, is saved beside a
+better one rather than over it, and says so in one line."""
+
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import mnistlab_saved as saved
+import mnistlab_tools as tools
+from helpers import SCRIPT, lesson_environment
+
+FULL = {"accuracy": 99.05, "data": "full", "complete": True}
+
+
+def a_better_network(out_dir, trained_out_dir):
+    """A checkpoint that says it scored 99.05 % after a whole run on full MNIST."""
+    checkpoint = torch.load(trained_out_dir / "mnist_cnn.pt", weights_only=True)
+    out_dir.mkdir()
+    torch.save({**checkpoint, "outcome": FULL}, out_dir / "mnist_cnn.pt")
+    return (out_dir / "mnist_cnn.pt").read_bytes()
+
+
+@pytest.mark.parametrize("outcome, replaces", [
+    ({"accuracy": 92.0, "data": "sample", "complete": True}, False),  # less data
+    ({"accuracy": 99.2, "data": "full", "complete": False}, True),  # cut, but measured better
+    ({"accuracy": 98.0, "data": "full", "complete": False}, False),  # cut, and worse
+    ({"accuracy": 97.0, "data": "full", "complete": True}, True),  # a whole run: the learner's
+])
+def test_a_lesser_network_is_told_from_a_better_one(outcome, replaces):
+    assert (tools.why_lesser(outcome, FULL) is None) == replaces
+    assert tools.why_lesser(outcome, None) is None  # nothing to lose
+    # A checkpoint of an earlier lesson records nothing: only a whole run on full data replaces it.
+    whole = outcome["complete"] and outcome["data"] == "full"
+    assert (tools.why_lesser(outcome, {}) is None) == whole
+
+
+def test_a_sample_network_is_saved_beside_a_full_one(trained_out_dir, tmp_path, capsys):
+    before = a_better_network(tmp_path / "out", trained_out_dir)
+    path = tools.save_checkpoint(tmp_path / "out" / "mnist_cnn.pt", saved.DigitNet(), 16, "mnist",
+                                 [str(digit) for digit in range(10)], 0.13, 0.31,
+                                 {"accuracy": 92.8, "data": "sample", "complete": True})
+    assert path == tmp_path / "out" / "mnist_cnn.sample.pt" and path.exists()
+    assert (tmp_path / "out" / "mnist_cnn.pt").read_bytes() == before
+    said = capsys.readouterr().out
+    assert "(99.05 % on the full test set)" in said and "trained on the small sample" in said
+    _, checkpoint = tools.load_checkpoint(path, saved.DigitNet, "cpu")
+    assert checkpoint["outcome"]["data"] == "sample"
+
+
+def test_ctrl_c_never_replaces_a_better_network(trained_out_dir, tmp_path):
+    out_dir = tmp_path / "out"
+    before = a_better_network(out_dir, trained_out_dir)
+    lesson = subprocess.Popen([sys.executable, str(SCRIPT), "--sample", "--epochs", "1000"],
+                              cwd=tmp_path, env={**lesson_environment(out_dir),
+                                                 "PYTHONUNBUFFERED": "1"},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not lesson.stdout.readline().startswith("epoch 1:"):
+        assert lesson.poll() is None, lesson.stderr.read()
+    lesson.send_signal(signal.SIGINT)
+    rest, errors = lesson.communicate(timeout=120)
+    assert lesson.returncode == 130 and "Traceback" not in errors, errors
+    assert (out_dir / "mnist_cnn.pt").read_bytes() == before
+    assert "Kept out/mnist_cnn.pt (99.05 % on the full test set)" in rest
+    assert "saved beside it as out/mnist_cnn.cut-short.pt, since it was cut short" in rest
+    assert "Saved the network to out/mnist_cnn.cut-short.pt" in rest

@@ -1,0 +1,100 @@
+"""--resume checks everything that decides the result before it goes on, and says plainly when
+a run has finished, when a cut run left nothing, and when the network has changed."""
+
+import pytest
+import torch
+from torch import nn
+
+import mnistlab_saved as saved
+import mnistlab_tools as tools
+from helpers import lesson_parameters
+
+CELL = lesson_parameters()
+
+
+def training_run(out_dir, images=2000, *options, network=saved.DigitNet):
+    settings = tools.read_settings(CELL, ["--sample", "--epochs", "2", "--out-dir",
+                                          str(out_dir), *options], {})
+    torch.manual_seed(0)
+    model = network(settings.channels)
+    optimizer, scheduler = saved.one_cycle_adam(model, settings.lr, 2 * 16)
+    return tools.TrainingRun(settings, model, optimizer, scheduler, torch.zeros(images, 1, 28, 28))
+
+
+def cut_after_epoch_one(out_dir):
+    """A run of two epochs, cut after the first, as a dropped connection leaves it."""
+    with training_run(out_dir) as run:
+        run.end_epoch(1, [0.5, 0.4], 90.0)
+    return out_dir / "mnist_training.pt"
+
+
+def resumed(out_dir, capsys, images=2000, *options, network=saved.DigitNet):
+    with pytest.raises(SystemExit) as stopped:
+        with training_run(out_dir, images, "--resume", *options, network=network):
+            pass
+    assert stopped.value.code == 2
+    message = capsys.readouterr().err
+    assert message.startswith("mnistlab: --resume: the run in ") and len(message.splitlines()) == 1
+    return message
+
+
+def test_a_cut_run_resumes_after_its_last_finished_epoch(tmp_path, capsys):
+    cut_after_epoch_one(tmp_path)
+    with training_run(tmp_path, 2000, "--resume") as run:
+        assert list(run.epochs())[:1] == [2] and run.history["accuracy"] == [90.0]
+    assert "after epoch 1 of 2" in capsys.readouterr().out
+
+
+def test_the_data_actually_used_must_be_the_same(tmp_path, capsys):
+    cut_after_epoch_one(tmp_path)
+    message = resumed(tmp_path, capsys, 60_000)
+    assert "was trained on 2,000 images, and this one has 60,000" in message
+    assert "--data-dir" in message
+
+
+class EditedNet(saved.DigitNet):
+    def __init__(self, channels=16):
+        super().__init__(channels)
+        self.classify = nn.Sequential(nn.Linear(2 * channels * 16, 64), nn.Linear(64, 10))
+
+
+def test_an_edited_network_is_named_not_a_state_dict_error(tmp_path, capsys):
+    cut_after_epoch_one(tmp_path)
+    assert "other layers than DigitNet has now (was it edited?)" in resumed(
+        tmp_path, capsys, network=EditedNet)
+
+
+@pytest.mark.parametrize("damage, phrase", [
+    (lambda state: state.pop("optimizer"), "without a proper optimizer"),
+    (lambda state: state.update(history={"loss": [], "accuracy": "x"}), "damaged history"),
+    (lambda state: state.update(epoch="1"), "without a proper epoch"),
+    (lambda state: state.update(epoch=9), "damaged history"),
+])
+def test_each_field_is_checked_before_it_is_loaded(tmp_path, capsys, damage, phrase):
+    path = cut_after_epoch_one(tmp_path)
+    state = torch.load(path, weights_only=True)
+    damage(state)
+    torch.save(state, path)
+    assert phrase in resumed(tmp_path, capsys)
+
+
+def test_resuming_a_finished_run_says_so(tmp_path, capsys):
+    with training_run(tmp_path) as run:
+        run.end_epoch(1, [0.5], 90.0)
+        run.end_epoch(2, [0.3], 93.0)
+    with training_run(tmp_path, 2000, "--resume") as run:
+        assert list(run.epochs()) == [] and run.complete
+    assert "had finished all its 2 epochs: there is nothing left to train" in \
+        capsys.readouterr().out
+
+
+def test_a_run_cut_in_its_first_epoch_says_resume_finds_nothing(tmp_path, capsys):
+    cut_after_epoch_one(tmp_path / "older")  # an older run's state, in the same folder
+    (tmp_path / "older").rename(tmp_path / "out")
+    with training_run(tmp_path / "out") as run:
+        assert not (tmp_path / "out" / "mnist_training.pt").exists()  # not resumed in its stead
+        run.ctrl_c.requested = True
+        run.end_epoch(1, [2.3], 10.0)
+    said = capsys.readouterr().out
+    assert "--resume will find nothing to go on from, since no epoch finished" in said
+    assert not run.complete
