@@ -1,6 +1,7 @@
 """The trained network on disk: its weights with what it takes to use them, written whole, and
 loaded with weights_only, so that a checkpoint from elsewhere cannot run code."""
 
+import math
 import pickle
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import torch
 
 from .console import readable
 from .files import save_file
+from .settings import DATASET_NAMES
 
 
 class CheckpointError(Exception):
@@ -101,21 +103,66 @@ def read_checkpoint(path, device):
                               f"checkpoint. Delete it and run the lesson again.") from None
 
 
+def number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# What each field of a checkpoint must be, checked before anything is built from it.
+FIELD_RULES = {
+    "channels": (lambda value: isinstance(value, int) and not isinstance(value, bool)
+                 and 1 <= value <= 256, "a whole number from 1 to 256"),
+    "dataset": (lambda value: value in DATASET_NAMES, f"one of {', '.join(DATASET_NAMES)}"),
+    "class_names": (lambda value: isinstance(value, list) and len(value) == 10
+                    and all(isinstance(name, str) for name in value), "a list of ten names"),
+    "mean": (number, "a number"),
+    "std": (lambda value: number(value) and value > 0, "a number above 0"),
+    "weights": (lambda value: isinstance(value, dict)
+                and all(isinstance(tensor, torch.Tensor) for tensor in value.values()),
+                "the network's tensors by name"),
+}
+
+
+def field_problem(checkpoint):
+    """The first field of the checkpoint that is missing or not what it must be, in words."""
+    for name, (fits, rule) in FIELD_RULES.items():
+        if name not in checkpoint:
+            return f"it has no {name}"
+        if not fits(checkpoint[name]):
+            return f"its {name} is {str(checkpoint[name])[:40]!r}, where it must be {rule}"
+    return None
+
+
+def shape_mismatch(model, weights, network_name):
+    """The first layer whose saved shape differs from the network's, in words, or None."""
+    own = model.state_dict()
+    for name in sorted(set(own) | set(weights)):
+        if name not in weights:
+            return f"it has no {name}, which {network_name} has"
+        if name not in own:
+            return f"it has a layer {name}, which {network_name} has not"
+        if own[name].shape != weights[name].shape:
+            return (f"its {name} is {tuple(weights[name].shape)}, where {network_name}'s is "
+                    f"{tuple(own[name].shape)}")
+    return None
+
+
 def load_checkpoint(path, network_class, device):
     """(model, checkpoint): a network_class(channels) with the saved weights, and what was saved
     with them; or a CheckpointError that says why they do not load."""
     checkpoint = read_checkpoint(path, device)
-    expected = {"weights", "channels", "dataset", "mean", "std"}
-    if not isinstance(checkpoint, dict) or not expected <= set(checkpoint):
+    if not isinstance(checkpoint, dict) or "weights" not in checkpoint:
         raise CheckpointError(f"{readable(path)} holds weights alone, without the settings they "
                               f"were trained with (an older lesson saved it so). Run the lesson "
                               f"again to save a new one.")
+    problem = field_problem(checkpoint)
+    if problem:
+        raise CheckpointError(f"{readable(path)} cannot be used: {problem}. Run the lesson again "
+                              f"to save a new one.")
     model = network_class(checkpoint["channels"]).to(device, memory_format=torch.channels_last)
-    try:
-        model.load_state_dict(checkpoint["weights"])
-    except (RuntimeError, TypeError, AttributeError) as error:
-        raise CheckpointError(
-            f"{readable(path)} holds the weights of a different network, which do not fit "
-            f"{network_class.__name__} ({str(error).splitlines()[-1].strip()[:120]}). Run the "
-            f"lesson again to save a matching one.") from None
+    mismatch = shape_mismatch(model, checkpoint["weights"], network_class.__name__)
+    if mismatch:
+        raise CheckpointError(f"{readable(path)} holds the weights of a different network, which "
+                              f"do not fit {network_class.__name__}: {mismatch}. Run the lesson "
+                              f"again to save a matching one.")
+    model.load_state_dict(checkpoint["weights"])
     return model.eval(), checkpoint

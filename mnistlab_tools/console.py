@@ -6,11 +6,15 @@ predict.py do, when run as programs. Standard library only, so that it loads at 
 """
 
 import codecs
+import contextlib
 import os
 import sys
 from pathlib import Path
 
 IN_NOTEBOOK = "ipykernel" in sys.modules
+
+# The partial files this process is writing: a quiet Ctrl-C removes them before it exits.
+HALF_WRITTEN = set()
 
 # What a terminal cannot print, in plain ASCII: the lesson writes →, × and ± in its messages.
 ASCII = {"→": "->", "×": "x", "±": "+/-", "–": "-", "…": "...", "·": ".", "²": "2"}
@@ -44,6 +48,9 @@ def end_at_once(*_):
     """Ctrl-C in a terminal, outside training: one line, exit status 130, at once. It must not
     raise KeyboardInterrupt: raised while PyTorch or matplotlib imports a C++ extension, that
     aborts the process with a C++ error instead."""
+    for partial in list(HALF_WRITTEN):
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
     try:
         sys.stdout.flush()
         print("\nmnistlab: stopped by Ctrl-C.", file=sys.stderr, flush=True)

@@ -2,16 +2,18 @@
 all, and falling back to the committed sample without a network. torchvision reads the files;
 it is imported only when the lesson asks for its dataset class."""
 
+import collections
 import gzip
 import importlib
 import os
+import sys
 import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .console import readable, stop
-from .files import HERE, NOT_WRITABLE, partial_path, what_is_at
+from .console import IN_NOTEBOOK, readable, stop
+from .files import HERE, NOT_WRITABLE, what_is_at, writing
 
 SAMPLE_DIR = HERE / "sample"
 
@@ -66,12 +68,24 @@ def idx_problem(path, magic, count, header):
     if actual != size:
         return (f"{path.name} is damaged or incomplete ({actual:,} bytes; the whole file has "
                 f"{size:,})")
+    kind = path.parent.parent.name  # the dataset's folder: MNIST or FashionMNIST
     if first_bytes != magic.to_bytes(4, "big") + count.to_bytes(4, "big"):
-        kind = path.parent.parent.name  # the dataset's folder: MNIST or FashionMNIST
         article = "an" if kind == "MNIST" else "a"
         return (f"{path.name} has the right size but is not {article} {kind} file of that kind "
                 f"(its first bytes differ)")
-    return None
+    return labels_of_the_other_dataset(path, kind) if magic == 2049 else None
+
+
+def labels_of_the_other_dataset(path, kind):
+    """Fashion-MNIST has exactly as many images of each of its ten classes, and MNIST's digits
+    are not so even: a cheap way to tell their files apart, which share sizes and headers."""
+    counts = collections.Counter(path.read_bytes()[8:])
+    even = len(counts) == 10 and len(set(counts.values())) == 1
+    if even == (kind == "FashionMNIST"):
+        return None
+    other = "Fashion-MNIST's" if even else "MNIST's"
+    return (f"{path.name} holds {other} labels, not {kind}'s: the two datasets' files were mixed "
+            f"up. Put {kind}'s own files in {kind}/raw/")
 
 
 def data_problems(raw_dir):
@@ -82,33 +96,44 @@ def data_problems(raw_dir):
 
 def unpack(packed, path, layout):
     """Unpack a .gz into `path` through a partial file, which is renamed only once it checks out."""
-    partial = partial_path(path)
     try:
-        with gzip.open(packed) as source, partial.open("wb") as target:
-            while chunk := source.read(1 << 20):
-                target.write(chunk)
-        problem = idx_problem(partial, *layout)
-        if problem:
-            raise ValueError(problem.replace(partial.name, packed.name + " unpacked"))
-        os.replace(partial, path)
+        with writing(path) as partial:
+            with gzip.open(packed) as source, partial.open("wb") as target:
+                while chunk := source.read(1 << 20):
+                    target.write(chunk)
+            problem = idx_problem(partial, *layout)
+            if problem:
+                raise ValueError(problem.replace(partial.name, packed.name + " unpacked"))
+            os.replace(partial, path)
     except (OSError, EOFError, zlib.error) as error:
         if getattr(error, "errno", None) in NOT_WRITABLE:
             raise  # the folder, not the file, is at fault
         raise ValueError(f"{packed.name} is damaged or incomplete ({error})") from None
-    finally:
-        partial.unlink(missing_ok=True)
+
+
+GZIP_START = b"\x1f\x8b"  # the first bytes of every .gz file
 
 
 def fetch(url, path):
-    """Download `url` to `path`, whole or not at all."""
-    partial = partial_path(path)
-    try:
-        with urllib.request.urlopen(url, timeout=20) as response, partial.open("wb") as target:
-            while chunk := response.read(1 << 20):
-                target.write(chunk)
+    """Download `url` to `path`, whole or not at all, with a progress bar of its size. What is
+    not a .gz file (a mirror's web page, say) is refused, and not kept."""
+    from tqdm import tqdm  # only here: most runs download nothing
+
+    with urllib.request.urlopen(url, timeout=20) as response, writing(path) as partial, \
+            partial.open("wb") as target, \
+            tqdm(total=int(response.headers.get("Content-Length") or 0) or None, unit="B",
+                 unit_scale=True, desc=f"downloading {Path(path).name}", mininterval=1,
+                 file=sys.stdout if IN_NOTEBOOK else sys.stderr) as bar:
+        first = True
+        while chunk := response.read(1 << 20):
+            if first and not chunk.startswith(GZIP_START):  # a login page, an error page
+                kind = response.headers.get("Content-Type", "no type").split(";")[0]
+                raise ValueError(f"what it sent is not a .gz file (it says {kind})")
+            first = False
+            target.write(chunk)
+            bar.update(len(chunk))
+        target.close()
         os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def fetch_from_any(mirrors, packed):

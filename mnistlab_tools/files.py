@@ -1,6 +1,7 @@
 """Writing files whole or not at all, and the one check of whether a folder can be written.
 Standard library only."""
 
+import contextlib
 import errno
 import glob
 import os
@@ -8,7 +9,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .console import readable
+from .console import HALF_WRITTEN, readable
 
 HERE = Path(__file__).resolve().parent.parent  # the lesson's folder
 
@@ -21,6 +22,19 @@ def partial_path(path):
     runs writing the same file never write into each other's."""
     path = Path(path)
     return path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+
+@contextlib.contextmanager
+def writing(path):
+    """The partial file to write `path` through, removed afterwards unless renamed into place,
+    and by a quiet Ctrl-C too, which exits at once."""
+    partial = partial_path(path)
+    HALF_WRITTEN.add(partial)
+    try:
+        yield partial
+    finally:
+        partial.unlink(missing_ok=True)
+        HALF_WRITTEN.discard(partial)
 
 
 def alive(pid):
@@ -45,14 +59,13 @@ def remove_leftovers(path):
 
 def save_file(path, write):
     """Write a file whole or not at all; say so, rather than fail, when it cannot be written."""
-    partial = partial_path(path)
     try:
         remove_leftovers(path)
-        write(partial)
-        os.replace(partial, path)
+        with writing(path) as partial:
+            write(partial)
+            os.replace(partial, path)
         return True
     except (OSError, RuntimeError) as error:  # torch.save reports a full disk as a RuntimeError
-        partial.unlink(missing_ok=True)
         reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
         print(f"Warning: could not save {readable(path)} ({reason}). Make room, or choose another "
               f"folder with --out-dir.")

@@ -2,9 +2,13 @@
 broken driver) end in the value the learner meant or in one plain line, never in a traceback
 or a wait without end."""
 
+import http.server
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from io import BytesIO
 from pathlib import Path
 
@@ -107,3 +111,77 @@ def test_a_stand_in_nvidia_smi_that_prints_its_failure_is_not_taken_for_a_driver
     assert "answers, but not with a driver version" in tools.driver_line()
     assert tools.gpus_seen() == []
     assert tools.gpu_lines([]) == ["GPUs: none; the lesson trains on the CPU"]
+
+
+class WebPage(http.server.BaseHTTPRequestHandler):
+    """A mirror that answers every request with a web page, as a firewall's login page does."""
+
+    def do_GET(self):
+        body = b"<html><body>Please log in to use the internet.</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_):
+        pass
+
+
+class Slow(WebPage):
+    """A mirror that starts to send a .gz file and then takes its time."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "9912422")
+        self.end_headers()
+        self.wfile.write(b"\x1f\x8b" + bytes(1 << 16))
+        self.wfile.flush()
+        time.sleep(30)
+
+
+def serving(handler):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def without_proxies(environment):
+    return {name: value for name, value in environment.items()
+            if name.lower() not in ("http_proxy", "https_proxy")}
+
+
+def test_a_mirror_that_sends_a_web_page_is_named_and_nothing_is_kept(tmp_path):
+    server, address = serving(WebPage)
+    try:
+        finished = subprocess.run(
+            [sys.executable, str(REPO / "mnistlab.py"), "--data-dir", "data", "--mirror",
+             address, "--epochs", "1"], cwd=tmp_path, capture_output=True, text=True,
+            timeout=300, env=without_proxies(lesson_environment(tmp_path / "out")))
+    finally:
+        server.shutdown()
+    assert finished.returncode == 0, finished.stderr
+    assert f"{address}: what it sent is not a .gz file (it says text/html)" in finished.stdout
+    assert "Going on with the small sample" in finished.stdout
+    assert list((tmp_path / "data" / "MNIST" / "raw").iterdir()) == []
+
+
+def test_ctrl_c_during_a_slow_download_leaves_nothing_half_written(tmp_path):
+    server, address = serving(Slow)
+    raw_dir = tmp_path / "data" / "MNIST" / "raw"
+    lesson = subprocess.Popen(
+        [sys.executable, str(REPO / "mnistlab.py"), "--data-dir", "data", "--mirror", address],
+        cwd=tmp_path, env=without_proxies(lesson_environment(tmp_path / "out")),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(raw_dir.glob(".*.partial")):
+            assert time.monotonic() < deadline and lesson.poll() is None, lesson.stderr.read()
+            time.sleep(0.1)
+        lesson.send_signal(signal.SIGINT)
+        _, errors = lesson.communicate(timeout=60)
+    finally:
+        server.shutdown()
+    assert lesson.returncode == 130 and "Traceback" not in errors, errors
+    assert "downloading train-images-idx3-ubyte.gz" in errors  # the progress bar, with its size
+    assert list(raw_dir.iterdir()) == []

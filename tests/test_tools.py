@@ -324,13 +324,36 @@ def test_a_checkpoint_of_another_network_is_refused_plainly(tmp_path):
             "weights": nn.Linear(3, 2).state_dict(),
             "channels": 16,
             "dataset": "mnist",
-            "class_names": [],
+            "class_names": [str(digit) for digit in range(10)],
             "mean": 0.1,
             "std": 0.3,
         },
         path,
     )
-    with pytest.raises(tools.CheckpointError, match="different network, which do not fit DigitNet"):
+    with pytest.raises(tools.CheckpointError,
+                       match="different network, which do not fit DigitNet") as refused:
+        tools.load_checkpoint(path, DigitNet, torch.device("cpu"))
+    assert str(refused.value).endswith("Run the lesson again to save a matching one.")  # whole
+
+
+@pytest.mark.parametrize("field, value, phrase", [
+    ("channels", "16", "its channels is '16', where it must be a whole number from 1 to 256"),
+    ("channels", 100_000, "a whole number from 1 to 256"),  # not 2 TB of weights
+    ("mean", "0.1307", "its mean is '0.1307', where it must be a number"),
+    ("std", 0.0, "a number above 0"),
+    ("class_names", None, "it has no class_names"),
+    ("dataset", "cifar", "one of mnist, fashion"),
+])
+def test_each_field_of_a_checkpoint_is_checked_before_use(tmp_path, field, value, phrase):
+    path = tmp_path / "mnist_cnn.pt"
+    save_example(path)
+    checkpoint = torch.load(path, weights_only=True)
+    if value is None:
+        del checkpoint[field]
+    else:
+        checkpoint[field] = value
+    torch.save(checkpoint, path)
+    with pytest.raises(tools.CheckpointError, match=phrase):
         tools.load_checkpoint(path, DigitNet, torch.device("cpu"))
 
 
@@ -457,3 +480,27 @@ def test_what_a_killed_run_left_half_written_is_removed_by_the_next_save(tmp_pat
     assert tools.save_file(tmp_path / "f", lambda partial: partial.write_bytes(b"whole"))
     assert not left.exists() and writing.exists()
     assert (tmp_path / "f").read_bytes() == b"whole"
+
+
+def labels_file(path, count, even):
+    """A label file of `count` labels of ten classes, as many of each (as Fashion-MNIST's are) or
+    not (as MNIST's digits are)."""
+    labels = [index % 10 for index in range(count)]
+    if not even:
+        labels[:50] = [1] * 50
+    path.write_bytes((2049).to_bytes(4, "big") + count.to_bytes(4, "big") + bytes(labels))
+
+
+@pytest.mark.parametrize("folder, even, other", [("FashionMNIST", False, "MNIST's"),
+                                                 ("MNIST", True, "Fashion-MNIST's")])
+def test_the_files_of_the_other_dataset_are_recognised(tmp_path, folder, even, other):
+    raw_dir = tmp_path / folder / "raw"
+    write_mnist_like(raw_dir)
+    labels_file(raw_dir / "train-labels-idx1-ubyte", 60_000, even)
+    labels_file(raw_dir / "t10k-labels-idx1-ubyte", 10_000, even)
+    problems = tools.data_problems(raw_dir)
+    assert len(problems) == 2 and all(f"holds {other} labels, not {folder}'s" in problem
+                                      for problem in problems)
+    labels_file(raw_dir / "t10k-labels-idx1-ubyte", 10_000, not even)
+    labels_file(raw_dir / "train-labels-idx1-ubyte", 60_000, not even)
+    assert tools.data_problems(raw_dir) == []
