@@ -89,6 +89,8 @@ def why_not_writable(folder):
     """None if files can be written in `folder` (made if missing), else the reason in a few words.
     It writes and removes a file, since permissions, read-only disks and a file in the folder's
     place all show up that way, and os.access misses some of them."""
+    if what_is_at(folder) in ("file", "other"):
+        return "it is a file, not a folder"
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=folder).close()

@@ -235,8 +235,9 @@ def settings_or_stop(cell):
     every later cell that uses the settings, rather than run on with the values from before.
 
     `cell` may be the lesson's globals(): only the settings' names are read from it."""
+    values = {s.name: cell[s.name] for s in SETTINGS if s.name in cell}
     try:
-        settings = read_settings({s.name: cell[s.name] for s in SETTINGS if s.name in cell})
+        settings = read_settings(values)
     except SettingsError as error:
         message = f"{error}. Run python mnistlab.py --help to see the settings."
         if not IN_NOTEBOOK:
@@ -249,7 +250,15 @@ def settings_or_stop(cell):
     missing = missing_requirements()
     if missing:  # better said now than as an ImportError in the next cell
         stop(install_advice(missing))
+    settings.cell, settings.cell_values = cell, values  # to notice a later edit of the cell
     return settings
+
+
+def edited_since(settings):
+    """The parameters whose value in the cell has changed since the settings were read from it:
+    in a kernel, the parameters cell edited and run again, without the cells below it."""
+    cell, then = getattr(settings, "cell", {}), getattr(settings, "cell_values", {})
+    return [name for name, value in then.items() if cell.get(name, value) != value]
 
 
 class BrokenSettings:

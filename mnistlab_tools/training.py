@@ -19,6 +19,7 @@ from .console import IN_NOTEBOOK, end_at_once, readable, stop
 from .device import gpu_memory
 from .files import what_is_at, why_not_writable
 from .resume import RUN_SETTINGS, resume_from, save_training_state
+from .settings import edited_since
 
 
 def progress(batches, description, total=None):
@@ -134,6 +135,11 @@ class TrainingRun:
                         f"{settings.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
         self.writer = None
         self.tensorboard = settings.tensorboard and self.can_save
+        edited = edited_since(settings)
+        if edited:
+            print(f"Note: the parameters cell was changed after the settings were read "
+                  f"({', '.join(edited)}), so this run uses the old values. To use the new ones, "
+                  f"run the cell after the parameters cell, then the ones below it, again.")
 
     def __enter__(self):
         if self.resume_asked:

@@ -225,3 +225,16 @@ def test_help_lists_every_setting(tmp_path):
         assert setting.flag in text and setting.variable in text
     assert "--device NAME" in text and "--dataset {mnist,fashion}" in text
     assert "(now: 1; MNISTLAB_EPOCHS)" in text and "--epochs N" in text
+
+
+def test_an_edit_of_the_parameters_cell_not_yet_read_is_pointed_out(lesson_kernel):
+    cells = [source for source, *_ in lesson_kernel.first_run]
+    parameters = cell_index("epochs = 1", cells)
+    try:
+        assert lesson_kernel.run(cells[parameters].replace("seed = 0 ", "seed = 5 "))[0] == "ok"
+        status, outputs = lesson_kernel.run(cells[cell_index("tools.TrainingRun(", cells)])
+        assert status == "ok"
+        assert "the parameters cell was changed after the settings were read (seed)" in \
+            printed(outputs)
+    finally:
+        lesson_kernel.run(cells[parameters])  # as it was, for the other tests of this kernel

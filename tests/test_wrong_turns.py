@@ -131,6 +131,10 @@ def test_an_output_folder_that_cannot_be_written_does_not_stop_the_lesson(tmp_pa
     assert finished.returncode == 0 and "Traceback" not in finished.stderr, finished.stderr
     assert "Warning: cannot write to a-file/outputs" in finished.stdout
     assert RESULT.search(finished.stdout) and "Saved" not in finished.stdout
+    named_a_file = run_lesson("--sample", "--out-dir", "a-file", cwd=tmp_path,
+                              environment=lesson_environment(tmp_path / "unused"))
+    assert named_a_file.returncode == 0 and "Traceback" not in named_a_file.stderr
+    assert "cannot write to a-file (it is a file, not a folder)" in named_a_file.stdout
 
 
 def test_in_a_notebook_the_figures_still_show_when_nothing_can_be_saved(tmp_path):
