@@ -95,7 +95,7 @@ def test_out_of_memory_ends_in_one_line_and_gives_the_memory_back(capsys):
 
 
 def lesson_run(out_dir, *options):
-    return subprocess.Popen([sys.executable, str(SCRIPT), "--sample", "--epochs", "6", *options],
+    return subprocess.Popen([sys.executable, str(SCRIPT), "--sample", "--epochs", "4", *options],
                             cwd=out_dir.parent, env={**lesson_environment(out_dir),
                                                      "PYTHONUNBUFFERED": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -116,23 +116,23 @@ def test_a_run_cut_short_resumes_to_the_result_of_an_uncut_run(tmp_path):
     cut.send_signal(signal.SIGKILL)
     cut.communicate(timeout=60)
     training = torch.load(tmp_path / "cut" / "mnist_training.pt", weights_only=True)
-    assert 1 <= training["epoch"] < 6
-    resumed = run_lesson("--sample", "--epochs", "6", "--resume", cwd=tmp_path,
+    assert 1 <= training["epoch"] < 4
+    resumed = run_lesson("--sample", "--epochs", "4", "--resume", cwd=tmp_path,
                          environment=lesson_environment(tmp_path / "cut"))
     assert resumed.returncode == 0, resumed.stderr
-    assert f"Resuming the run in cut/mnist_training.pt after epoch {training['epoch']} of 6" \
+    assert f"Resuming the run in cut/mnist_training.pt after epoch {training['epoch']} of 4" \
         in resumed.stdout
-    assert "epoch 1:" not in resumed.stdout and "epoch 6:" in resumed.stdout
+    assert "epoch 1:" not in resumed.stdout and "epoch 4:" in resumed.stdout
     # What the kill left half-written, if it came in the middle of a save, is gone too.
     assert not list((tmp_path / "cut").glob(".*partial*"))
     assert RESULT.search(resumed.stdout)["accuracy"] == RESULT.search(uncut_output)["accuracy"]
     for name, tensor in weights(tmp_path / "uncut" / "mnist_cnn.pt").items():
         assert torch.equal(tensor, weights(tmp_path / "cut" / "mnist_cnn.pt")[name]), name
 
-    other = run_lesson("--sample", "--epochs", "7", "--resume", cwd=tmp_path,
+    other = run_lesson("--sample", "--epochs", "5", "--resume", cwd=tmp_path,
                        environment=lesson_environment(tmp_path / "cut"))
     assert_plain_stop(other, "--resume: the run in cut/mnist_training.pt was trained with "
-                      "epochs=6, and this one has epochs=7", "without --resume to start afresh")
+                      "epochs=4, and this one has epochs=5", "without --resume to start afresh")
 
 
 def test_resume_with_nothing_to_resume_starts_afresh(tmp_path):
