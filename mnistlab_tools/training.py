@@ -129,6 +129,7 @@ class TrainingRun:
         self.steps_per_epoch = -(-len(images) // settings.batch_size)
         self.history = {"loss": [], "accuracy": []}
         self.resume_asked, self.trouble, self.seconds = settings.resume, None, 0.0
+        self.said_stopped = False
         # Where nothing can be written, the lesson has said so already; say nothing each epoch.
         self.can_save = why_not_writable(settings.out_dir) is None
         self.log_dir = (Path(settings.out_dir) / "runs" /
@@ -176,8 +177,18 @@ class TrainingRun:
         """The epochs still to train, until one ends in Ctrl-C or in trouble."""
         for epoch in range(self.first_epoch, self.settings["epochs"] + 1):
             yield epoch
+            if self.interrupted and not self.said_stopped:  # Ctrl-C as the epoch ended
+                self.say_stopped(f"as epoch {epoch} of {self.settings['epochs']} ended")
             if self.interrupted or self.trouble:
                 return
+
+    def say_stopped(self, when):
+        after = ("--resume goes on after the last finished epoch"
+                 if what_is_at(self.path) == "file" else
+                 "--resume will find nothing to go on from, since no epoch finished")
+        print(f"Stopped by Ctrl-C {when}. The network keeps what it has learned so far; "
+              f"{after}.")
+        self.said_stopped = True
 
     def watched(self, batches, epoch):
         """The batches, under a progress bar, ending after the current one on Ctrl-C."""
@@ -197,12 +208,8 @@ class TrainingRun:
         self.history["loss"] += losses
         self.history["accuracy"].append(accuracy)
         if self.interrupted:
-            after = ("--resume goes on after the last finished epoch"
-                     if what_is_at(self.path) == "file" else
-                     "--resume will find nothing to go on from, since no epoch finished")
-            print(f"Stopped by Ctrl-C in epoch {epoch} of {self.settings['epochs']}, after "
-                  f"{len(losses)} of {self.steps_per_epoch} batches. The network keeps what it "
-                  f"has learned so far; {after}.")
+            self.say_stopped(f"in epoch {epoch} of {self.settings['epochs']}, after {len(losses)} "
+                             f"of {self.steps_per_epoch} batches")
             return
         self.trouble = training_trouble(epoch, sum(losses) / max(len(losses), 1), accuracy,
                                         self.classes, self.settings["lr"], self.steps_per_epoch)

@@ -98,3 +98,13 @@ def test_a_run_cut_in_its_first_epoch_says_resume_finds_nothing(tmp_path, capsys
     said = capsys.readouterr().out
     assert "--resume will find nothing to go on from, since no epoch finished" in said
     assert not run.complete
+
+
+def test_ctrl_c_as_an_epoch_ends_is_said_too(tmp_path, capsys):
+    with training_run(tmp_path) as run:
+        for epoch in run.epochs():
+            run.end_epoch(epoch, [0.5], 90.0)
+            run.ctrl_c.requested = True  # after end_epoch looked, before the next epoch
+    assert "Stopped by Ctrl-C as epoch 1 of 2 ended. The network keeps what it has learned so " \
+           "far; --resume goes on after the last finished epoch." in capsys.readouterr().out
+
