@@ -62,6 +62,7 @@ def test_a_name_too_long_for_the_file_system_is_named_not_raised(tmp_path):
     settings = tools.read_settings(CELL, ["--data-dir", str(tmp_path / TOO_LONG)], {})
     assert tools.data_problems(settings.data_dir / "MNIST" / "raw") == []
     assert tools.free_space_line("data", settings.data_dir).startswith("Disk for the data")
+    assert tools.why_not_writable(tmp_path / TOO_LONG) == "File name too long"  # --out-dir
 
 
 def test_the_doctor_looks_at_a_folder_you_may_not_enter_without_a_traceback(tmp_path):
