@@ -45,3 +45,18 @@ def test_the_startup_benchmark_times_the_three_quick_answers():
     assert [row.split("`")[1] for row in rows] == [
         "python mnistlab.py --help", "python mnistlab.py --doctor", "python predict.py --help"]
     assert all(float(row.split("|")[2]) > 0 for row in rows)
+
+
+def test_the_handwriting_benchmark_reads_each_kind_of_change():
+    finished = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "handwriting.py"), "--sample", "--seeds", "1",
+         "--photos", "50"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert finished.returncode == 0, finished.stderr
+    rows = dict(line.strip("| ").split(" | ") for line in finished.stdout.splitlines()
+                if line.startswith("| ") and "---" not in line and "test digits |" not in line)
+    assert len(rows) == 10 and "photos (50), through prepare_digit" in rows
+    as_they_are, thickest = float(rows["as they are"]), float(
+        rows["strokes 2 pixels thicker (5 × 5 max)"])
+    assert thickest < as_they_are  # what the benchmark is for: another pen reads worse
