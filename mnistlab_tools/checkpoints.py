@@ -37,20 +37,26 @@ def saved_outcome(path):
     """What the checkpoint at `path` says of how its network was trained: {} for one saved by an
     older lesson, None where there is no readable checkpoint to lose."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # missing, damaged or unreadable: nothing that a new network could spoil
+        checkpoint = read_checkpoint(path, "cpu")
+    except CheckpointError:  # missing, damaged or unreadable: nothing a new network could spoil
         return None
-    outcome = checkpoint.get("outcome", {}) if isinstance(checkpoint, dict) else None
+    outcome = checkpoint.get("outcome") if isinstance(checkpoint, dict) else None
     return outcome if isinstance(outcome, dict) else {}
 
 
+# How a network can be lesser than the one it would replace: the name it is saved under beside
+# the better one, and why.
+LESSER = {"cut-short": "it was cut short", "sample": "it was trained on the small sample"}
+
+
 def why_lesser(outcome, old):
-    """Why a network with this outcome must not replace the one whose outcome is `old`, or None:
-    cut short, or trained on the sample, and not measured better on the same test set."""
+    """Why (a key of LESSER) a network with this outcome must not replace the one whose outcome
+    is `old`, or None: cut short, or trained on the sample, and not measured better on the same
+    test set."""
     if old is None:
         return None
-    lesser = ("it was cut short" if not outcome["complete"] else
-              "it was trained on the small sample" if outcome["data"] == "sample" else None)
+    lesser = ("cut-short" if not outcome["complete"] else
+              "sample" if outcome["data"] == "sample" else None)
     measured_alike = old.get("data") == outcome["data"] and "accuracy" in old
     if lesser and not (measured_alike and outcome["accuracy"] >= old["accuracy"]):
         return lesser
@@ -71,11 +77,10 @@ def kept_instead(path, outcome):
     lesser = why_lesser(outcome, old)
     if lesser is None:
         return None
-    beside = path.with_name(f"{path.stem}.{'cut-short' if not outcome['complete'] else 'sample'}"
-                            f"{path.suffix}")
+    beside = path.with_name(f"{path.stem}.{lesser}{path.suffix}")
     print(f"Kept {readable(path)} ({describe_outcome(old)}): this network is saved beside it as "
-          f"{readable(beside)}, since {lesser}. To use it all the same, give it to predict.py "
-          f"with --checkpoint, or rename it to {path.name}.")
+          f"{readable(beside)}, since {LESSER[lesser]}. To use it all the same, give it to "
+          f"predict.py with --checkpoint, or rename it to {path.name}.")
     return beside
 
 

@@ -124,14 +124,14 @@ def fetch(url, path):
             tqdm(total=int(response.headers.get("Content-Length") or 0) or None, unit="B",
                  unit_scale=True, desc=f"downloading {Path(path).name}", mininterval=1,
                  file=sys.stdout if IN_NOTEBOOK else sys.stderr) as bar:
-        first = True
-        while chunk := response.read(1 << 20):
-            if first and not chunk.startswith(GZIP_START):  # a login page, an error page
-                kind = response.headers.get("Content-Type", "no type").split(";")[0]
-                raise ValueError(f"what it sent is not a .gz file (it says {kind})")
-            first = False
+        chunk = response.read(1 << 20)
+        if not chunk.startswith(GZIP_START):  # a login page, an error page
+            kind = response.headers.get("Content-Type", "no type").split(";")[0]
+            raise ValueError(f"what it sent is not a .gz file (it says {kind})")
+        while chunk:
             target.write(chunk)
             bar.update(len(chunk))
+            chunk = response.read(1 << 20)
         target.close()
         os.replace(partial, path)
 

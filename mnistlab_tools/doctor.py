@@ -108,8 +108,8 @@ def driver_cuda_version():
     return found.group(1) if found else None
 
 
-def major_minor(version):
-    return tuple(int(part) for part in version.split(".")[:2])
+def major(version):
+    return int(version.split(".")[0])
 
 
 GPU_ROW = re.compile(r"(\d+), ([^,]+), (\d+), (\d+)")
@@ -144,7 +144,7 @@ def gpu_lines(gpus):
     lines = [f"GPU {index} (nvidia-smi's numbering): {name}, {int(free) / 1024:.1f} of "
              f"{int(total) / 1024:.1f} GiB free" for index, name, free, total in gpus]
     built, driver = torch_build()[1], driver_cuda_version()
-    if built and driver and major_minor(built)[0] > major_minor(driver)[0]:
+    if built and driver and major(built) > major(driver):
         lines.append(f"GPUs: PyTorch cannot use them: it is built for CUDA {built}, and the "
                      f"driver supports CUDA {driver} at most. Install the PyTorch build for the "
                      f"driver's CUDA into a fresh .venv (docs, installation), or ask for a newer "

@@ -42,10 +42,6 @@ class Setting:
     def variable(self):
         return environment_name(self.flag)
 
-    @property
-    def usage(self):
-        return f"{self.flag} {self.metavar}".strip()
-
 
 def environment_name(option):
     return "MNISTLAB_" + option.lstrip("-").replace("-", "_").upper()
