@@ -1,5 +1,6 @@
 """Showing and saving figures: each is saved as a PNG in the output folder and, in a notebook,
-shown under its cell; and the two figures made of many small images."""
+shown under its cell; the figures made of many small images; and the network's reading of a
+photo, with its runner-up when it is unsure."""
 
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import numpy as np
 
 from .console import IN_NOTEBOOK, printable, readable
 from .files import save_file, why_not_writable
+
+UNSURE_BELOW = 0.6  # a best guess less likely than this is given with the runner-up
 
 
 class Figures:
@@ -34,41 +37,84 @@ class Figures:
             plt.close(figure)
 
 
+def learning_curve(losses, accuracies, steps_per_epoch):
+    """The training loss of every batch, and smoothed, against the epoch, with the test accuracy
+    after each epoch on a second axis."""
+    import pandas as pd  # here, so that the lesson's first cells need not wait for pandas
+
+    steps = pd.Series(losses, index=pd.RangeIndex(1, len(losses) + 1) / steps_per_epoch)
+    figure, loss_axis = plt.subplots(figsize=(8, 4))
+    loss_axis.plot(steps, ".-" if len(steps) < 50 else "-", color="lightsteelblue",
+                   label="training loss, each batch")
+    smoothed = steps.rolling(max(1, steps_per_epoch // 10), center=True, min_periods=1).mean()
+    loss_axis.plot(smoothed, color="navy", label="training loss, smoothed")
+    loss_axis.set(xlabel="epoch", ylabel="cross-entropy loss", yscale="log",
+                  title="Learning curve")
+    accuracy_axis = loss_axis.twinx()
+    epochs_done = range(1, len(accuracies) + 1)
+    accuracy_axis.plot(epochs_done, accuracies, "o-", color="darkorange", label="test accuracy")
+    accuracy_axis.set(ylabel="test accuracy (%)", ylim=(min(accuracies) - 1, 100))
+    accuracy_axis.annotate(f"{accuracies[-1]:.2f} %", (epochs_done[-1], accuracies[-1]),
+                           textcoords="offset points", xytext=(-8, 8), ha="right",
+                           color="darkorange")
+    figure.legend(loc="upper center", bbox_to_anchor=(0.5, 0), ncol=3, frameon=False)
+    return figure
+
+
 def digit_grid(images, captions, title, color="black"):
-    """A figure of small images in rows, each with a caption above it."""
+    """A figure of small images in rows, each with a caption above it, in `color` or in a colour
+    of its own when `color` is a list."""
     # One picture of many small images draws several times faster than one plot per image.
     # Class names, such as "Ankle boot → Sneaker", need wider columns than digits.
     wide = max(len(caption) for caption in captions) > 8
     columns, inches = (6, 1.8) if wide else (10, 1)
     rows = -(-len(images) // columns)
+    colors = color if isinstance(color, list) else [color] * len(images)
     figure, ax = plt.subplots(figsize=(columns * inches, (1.2 * rows + 0.3) * inches))
-    for position, (image, caption) in enumerate(zip(images, captions, strict=True)):
+    for position, (image, caption, tint) in enumerate(zip(images, captions, colors, strict=True)):
         row, column = divmod(position, columns)
         ax.imshow(np.asarray(image), cmap="gray_r",
                   extent=(34 * column, 34 * column + 28, -40 * row - 28, -40 * row))
-        ax.text(34 * column + 14, -40 * row + 2, caption, ha="center", va="bottom", color=color,
+        ax.text(34 * column + 14, -40 * row + 2, caption, ha="center", va="bottom", color=tint,
                 fontsize=9 if wide else 10)
     ax.set(xlim=(-3, 34 * columns - 3), ylim=(-40 * rows + 8, 12), title=title)
     ax.axis("off")
     return figure
 
 
+def reading(probabilities):
+    """What the network reads in one digit, from its ten probabilities: its best guess, "7
+    (98.5 %)", or, when that is under 60 %, its two likeliest, "4 or 9 (48 %, 41 %)"."""
+    chances, digits = probabilities.topk(2)
+    if chances[0] >= UNSURE_BELOW:
+        return f"{digits[0]} ({chances[0] * 100:.1f} %)"
+    return f"{digits[0]} or {digits[1]} ({chances[0] * 100:.0f} %, {chances[1] * 100:.0f} %)"
+
+
 def readings_figure(images, probabilities, names):
-    """A prepared photo beside the bars of its ten probabilities; many photos, a grid of guesses."""
-    best = probabilities.argmax(dim=1).tolist()
+    """A prepared photo beside the bars of its ten probabilities; many photos, a grid of guesses.
+    Where the network is unsure, its runner-up is named and drawn in orange too."""
+    chances, guesses = probabilities.topk(2, dim=1)
+    unsure = (chances[:, 0] < UNSURE_BELOW).tolist()
     if len(images) > 4:
-        captions = [f"{guess} ({probabilities[i, guess] * 100:.0f} %)"
-                    for i, guess in enumerate(best)]
-        return digit_grid(images, captions,
-                          "Your digits as the network sees them, with its guesses")
+        captions = [f"{first} or {second}?" if doubt else f"{first} ({chance * 100:.0f} %)"
+                    for (first, second), chance, doubt in zip(guesses.tolist(),
+                                                              chances[:, 0].tolist(), unsure,
+                                                              strict=True)]
+        return digit_grid(images, captions, "Your digits as the network sees them, with its "
+                          "guesses (orange: unsure between two)",
+                          ["darkorange" if doubt else "black" for doubt in unsure])
     figure, axes = plt.subplots(len(images), 2, figsize=(8, 2.2 * len(images)), squeeze=False,
                                 layout="constrained", gridspec_kw={"width_ratios": [1, 2.5]})
-    for (picture, bars), image, row, guess, name in zip(axes, images, probabilities, best, names,
-                                                         strict=True):
+    for (picture, bars), image, row, (first, second), doubt, name in zip(
+            axes, images, probabilities, guesses.tolist(), unsure, names, strict=True):
         picture.imshow(np.asarray(image), cmap="gray")
         picture.set(title=f"{printable(name)}, prepared", xticks=[], yticks=[])
-        bars.bar(range(10), (row * 100).tolist(),
-                 color=["firebrick" if d == guess else "lightsteelblue" for d in range(10)])
+        colors = ["lightsteelblue"] * 10
+        colors[first] = "firebrick"
+        if doubt:
+            colors[second] = "darkorange"
+        bars.bar(range(10), (row * 100).tolist(), color=colors)
         bars.set(xticks=range(10), ylim=(0, 100), ylabel="probability (%)",
-                 title=f"best guess: {guess}")
+                 title=f"unsure: {first} or {second}" if doubt else f"best guess: {first}")
     return figure
