@@ -15,6 +15,8 @@ unset $(compgen -e | grep '^MNISTLAB_' || true)
 .venv/bin/jupytext --update --to ipynb mnistlab.py  # the script is the source
 MNISTLAB_OUT_DIR=figures .venv/bin/jupyter execute --inplace mnistlab.ipynb
 rm -f figures/mnist_cnn.pt figures/mnist_training.pt
+# The lesson's figure of other pens: one network trained without them and one with them.
+"$python" benchmarks/handwriting.py --data-dir data --figure figures/other_pens.png
 # Stamp the notebook with the code its outputs came from; a test compares it with the script's code.
 "$python" - <<'PY'
 import hashlib

@@ -54,7 +54,8 @@ SETTINGS = [
     Setting("seed", 0, whole_number(0, 2**63 - 1), "random seed: the same seed, the same result",
             "N"),
     Setting("channels", 16, whole_number(1, 256), "feature maps of the first convolution", "N"),
-    Setting("augment", False, switch, "shift each batch of training images by up to 2 pixels"),
+    Setting("augment", True, switch, "train on half of each batch redrawn with other pens, "
+            "slants, sizes and places"),
     Setting("device_name", "auto", device_choice, "where to train: auto, cpu, cuda, cuda:N or "
             "mps; auto takes the GPU with the most free memory, else the cpu", "NAME", "--device"),
     Setting("dataset", "mnist", one_of(DATASET_NAMES), "mnist for digits, fashion for clothes",

@@ -65,20 +65,26 @@ def mirror(tmp_path):
     server.shutdown()
 
 
-@pytest.fixture(scope="session")
-def sample_network():
-    """DigitNet trained on the committed sample for 5 epochs, with the pixels' mean and spread."""
+def network_trained_on_sample(augment, seed=0, epochs=5):
+    """(DigitNet, mean, std): the lesson's recipe on the committed sample, with or without other
+    pens, and the pixels' mean and spread."""
     train = datasets.MNIST(tools.SAMPLE_DIR, train=True)
     pixels = train.data.float() / 255
     mean, std = pixels.mean().item(), pixels.std().item()
     images, labels = ((pixels - mean) / std).unsqueeze(1), train.targets
-    torch.manual_seed(0)
-    model = saved.DigitNet()
-    optimizer, scheduler = saved.one_cycle_adam(model, 0.02, 5 * 16)
-    for _ in range(5):
+    model = saved.fresh_network(16, seed, torch.device("cpu"))
+    optimizer, scheduler = saved.one_cycle_adam(model, 0.02, epochs * 16)
+    for _ in range(epochs):
         saved.train_one_epoch(model, optimizer, scheduler,
-                              saved.shuffled_batches(images, labels, 128))
+                              saved.shuffled_batches(images, labels, 128), augment)
     return model.eval(), mean, std
+
+
+@pytest.fixture(scope="session")
+def sample_network():
+    """DigitNet trained on the committed sample for 5 epochs, as the lesson trains it (with other
+    pens), with the pixels' mean and spread."""
+    return network_trained_on_sample(augment=True)
 
 
 @pytest.fixture(scope="session")

@@ -254,10 +254,10 @@ def test_many_photos_make_a_compact_grid(tmp_path):
 
 
 def test_a_few_photos_show_their_probabilities():
-    figure = tools.readings_figure(
-        torch.rand(2, 28, 28), torch.rand(2, 10).softmax(dim=1), ["a.jpg", "b.jpg"]
-    )
-    assert len(figure.axes) == 4 and figure.axes[1].get_title().startswith("best guess: ")
+    sure = torch.full((2, 10), 0.01).index_put_((torch.arange(2), torch.tensor([3, 7])),
+                                                 torch.tensor(0.91))
+    figure = tools.readings_figure(torch.rand(2, 28, 28), sure, ["a.jpg", "b.jpg"])
+    assert len(figure.axes) == 4 and figure.axes[1].get_title() == "best guess: 3"
 
 
 def test_tensorboard_logs_without_deprecation_warnings(tmp_path):
@@ -408,7 +408,8 @@ def test_16_bit_and_floating_point_grey_are_scaled_not_clipped(tmp_path, mode, s
     deep.save(path)
     assert Image.open(path).mode.startswith("I" if mode == "I;16" else "F")
     seven().save(tmp_path / "plain.png")
-    assert (prepared(path) - prepared(tmp_path / "plain.png")).abs().max() < 0.05
+    # The same digit, give or take a pixel of the photo's where the pen is made MNIST's width.
+    assert (prepared(path) - prepared(tmp_path / "plain.png")).abs().mean() < 0.03
 
 
 def test_a_photo_over_pillows_pixel_limit_is_read_in_reduced_form(tmp_path, monkeypatch):
