@@ -18,7 +18,8 @@ import yaml
 import mnistlab_tools
 from helpers import FIGURES, NOTEBOOK, REPO, RESULT, SCRIPT, lesson_environment, lesson_parameters
 
-PAGES = ["README.md", "Readme_jupyter.md"]
+PAGES = ["README.md", "Readme_jupyter.md", "CONTRIBUTING.md",
+         *sorted(str(page.relative_to(REPO)) for page in (REPO / "docs").glob("*.md"))]
 
 
 def text_of(page):
@@ -41,7 +42,8 @@ def test_every_link_and_image_inside_the_repository_exists(page):
             continue
         path, _, anchor = target.partition("#")
         if path:
-            assert (REPO / path).exists(), f"{page} links to {path}, which is not in the repository"
+            assert ((REPO / page).parent / path).exists(), (
+                f"{page} links to {path}, which is not in the repository")
         elif anchor:
             assert anchor in anchors, f"{page} links to #{anchor}, which is no heading of it"
 
@@ -54,18 +56,18 @@ def test_the_contents_list_the_readmes_sections_as_they_are_headed():
     assert listed == [(heading, slug(heading)) for heading in headings]
 
 
-def test_the_readme_shows_the_figures_of_a_full_mnist_run():
-    text = text_of("README.md")
+def test_the_pages_show_the_figures_of_a_full_mnist_run():
+    text = text_of("README.md") + text_of("docs/results.md") + text_of("docs/beyond.md")
     for name in FIGURES:
-        assert f"](figures/{name}.png)" in text
+        assert f"figures/{name}.png)" in text
         assert (REPO / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
-    captions = re.findall(r"!\[([^\]]*)\]\(figures/", text)
+    captions = re.findall(r"!\[([^\]]*)\]\((?:\.\./)?figures/", text)
     assert all("full MNIST" in caption for caption in captions), captions
 
 
 def test_the_settings_table_lists_exactly_the_lessons_settings():
     rows = re.findall(r"^\| `(\w+) = ([^`]+)` \| `(--[\w-]+)[^`]*` \| `(MNISTLAB_\w+)[^`]*` \|",
-                      text_of("README.md"), re.M)
+                      text_of("docs/settings.md"), re.M)
     assert [name for name, *_ in rows] == [setting.name for setting in mnistlab_tools.SETTINGS]
     cell = lesson_parameters()
     for (name, value, option, variable), setting in zip(rows, mnistlab_tools.SETTINGS, strict=True):
@@ -122,7 +124,7 @@ def outputs_in(notebook_path):
 def test_the_sync_commands_take_the_file_you_edited_as_the_source(tmp_path):
     to_notebook = ".venv/bin/jupytext --update --to ipynb mnistlab.py"
     to_script = ".venv/bin/jupytext --to py:percent mnistlab.ipynb"
-    assert {to_notebook, to_script} <= set(commands_in("README.md"))
+    assert {to_notebook, to_script} <= set(commands_in("CONTRIBUTING.md"))
     for name in ("mnistlab.py", "mnistlab.ipynb", "jupytext.toml"):
         shutil.copy2(REPO / name, tmp_path / name)
     script, notebook = tmp_path / "mnistlab.py", tmp_path / "mnistlab.ipynb"
@@ -187,7 +189,7 @@ def test_regenerating_the_figures_without_mnist_says_what_to_do(tmp_path):
         and "data/MNIST/raw/" in finished.stderr
         and "Traceback" not in finished.stderr
     )
-    assert "bash figures/regenerate.sh" in commands_in("README.md")
+    assert "bash figures/regenerate.sh" in commands_in("CONTRIBUTING.md")
 
 
 def test_the_committed_notebook_holds_a_full_mnist_run_of_its_cells_as_they_stand():
@@ -224,13 +226,13 @@ def test_vscode_uses_the_venv_and_the_env_file_the_readme_shows():
     names = re.findall(r"^#? ?(MNISTLAB_\w+)=", example, re.M)
     known = {setting.variable for setting in mnistlab_tools.SETTINGS}
     assert names and set(names) <= known
-    assert "cp .env.example .env" in text_of("README.md")
+    assert "cp .env.example .env" in text_of("docs/settings.md")
 
 
 def test_vscode_recommends_the_extensions_the_readme_names():
     recommended = json_with_comments(REPO / ".vscode" / "extensions.json")["recommendations"]
-    readme = text_of("README.md")
-    assert recommended and all(f"`{extension}`" in readme for extension in recommended)
+    pages = "".join(text_of(page) for page in PAGES)
+    assert recommended and all(f"`{extension}`" in pages for extension in recommended)
 
 
 def test_the_pre_commit_hook_syncs_the_pair_from_the_staged_file():
@@ -238,4 +240,4 @@ def test_the_pre_commit_hook_syncs_the_pair_from_the_staged_file():
     sync = next(hook for hook in hooks if "jupytext" in hook["entry"])
     assert "--pre-commit-mode" in sync["entry"].split() and "--sync" in sync["entry"].split()
     assert re.search(sync["files"], "mnistlab.py") and re.search(sync["files"], "mnistlab.ipynb")
-    assert ".pre-commit-config.yaml" in text_of("README.md")
+    assert ".pre-commit-config.yaml" in text_of("CONTRIBUTING.md")

@@ -55,15 +55,16 @@ def test_requirements_and_environment_name_the_same_packages():
 
 
 def quick_start():
-    """The quick start's code blocks, a line each: the install for each kind of server, and the
-    test command."""
+    """The quick start's code blocks, a line each: the clone, the install for each kind of
+    server, and the test command."""
     text = (REPO / "README.md").read_text()
     section = text[text.index("## Quick start"):text.index("## Contents")]
     return [block.strip() for block in re.findall(r"```bash\n(.*?)```", section, re.S)]
 
 
 def test_the_readme_quick_start_is_two_commands_and_ci_runs_its_test_command():
-    with_gpu, cpu_only, test = quick_start()
+    clone, with_gpu, cpu_only, test = quick_start()
+    assert clone.startswith("git clone ") and clone.endswith("&& cd ~/mnistlab")
     for install_and_run in (with_gpu, cpu_only):
         assert "\n" not in install_and_run and install_and_run.startswith("python3 -m venv .venv")
         assert "-r requirements.txt" in install_and_run
