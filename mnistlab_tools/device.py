@@ -82,6 +82,9 @@ def chosen_device(name):
 def pick_device(name):
     """(device, why): the torch.device to train on, set up so that the same seed gives the same
     result on it, and a few words on why it was chosen."""
+    # CUDA numbers GPUs fastest first unless told otherwise; nvidia-smi, which the learner reads,
+    # numbers them by bus. This must be set before CUDA starts, which asking for devices does.
+    os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     name, why = chosen_device(name)
     device = torch.device(name)
     if device.type == "cpu" and hasattr(os, "sched_getaffinity"):

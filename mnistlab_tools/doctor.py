@@ -83,10 +83,29 @@ def pytorch_line(driver_gpus):
     if cuda is None:
         line += "a CPU-only build"
         if driver_gpus:
-            line += (" - but nvidia-smi sees a GPU: install PyTorch's CUDA build (docs, "
-                     "installation, in a new .venv)")
+            line += (" - but nvidia-smi sees a GPU: install the CUDA build into a fresh .venv: "
+                     + install_command(driver_cuda_version()))
         return line
     return line + f"built for CUDA {cuda}"
+
+
+INDEX = "https://download.pytorch.org/whl/"
+DEFAULT_BUILD_CUDA = 13  # pip's default Linux PyTorch (requirements.txt) is built for CUDA 13
+# An older CUDA's build, from PyTorch's own index, by the driver's CUDA major version: a driver
+# runs any build of its major version (CUDA's minor-version compatibility). pytorch.org's Get
+# Started page lists the builds each release has.
+OLDER_CUDA_BUILDS = {12: "cu126"}
+
+
+def install_command(driver_cuda):
+    """The command that puts the PyTorch this NVIDIA driver can run into a fresh .venv: the
+    default build, the build for an older CUDA, or the CPU-only build (no driver, or too old)."""
+    fresh = "rm -rf .venv && python3 -m venv .venv && .venv/bin/pip install "
+    if driver_cuda and major(driver_cuda) >= DEFAULT_BUILD_CUDA:
+        return fresh + "-r requirements.txt"
+    build = OLDER_CUDA_BUILDS.get(major(driver_cuda), "cpu") if driver_cuda else "cpu"
+    return (fresh + f"torch torchvision --index-url {INDEX}{build} && .venv/bin/pip install "
+            "-r requirements.txt")
 
 
 def nvidia_smi(*query):
@@ -104,7 +123,7 @@ def nvidia_smi(*query):
 def driver_cuda_version():
     """The newest CUDA version the NVIDIA driver supports, as nvidia-smi's header shows it."""
     header = nvidia_smi() or ""
-    found = re.search(r"CUDA Version:\s*([\d.]+)", header)
+    found = re.search(r"CUDA Version:\s*(\d+(?:\.\d+)*)", header)
     return found.group(1) if found else None
 
 
@@ -145,10 +164,12 @@ def gpu_lines(gpus):
              f"{int(total) / 1024:.1f} GiB free" for index, name, free, total in gpus]
     built, driver = torch_build()[1], driver_cuda_version()
     if built and driver and major(built) > major(driver):
+        command = install_command(driver)
+        advice = ("No PyTorch build runs on this driver: ask for a newer one, or train on the "
+                  "CPU: " if "whl/cpu" in command else "Install the build for the driver's "
+                  "CUDA into a fresh .venv: ")
         lines.append(f"GPUs: PyTorch cannot use them: it is built for CUDA {built}, and the "
-                     f"driver supports CUDA {driver} at most. Install the PyTorch build for the "
-                     f"driver's CUDA into a fresh .venv (docs, installation), or ask for a newer "
-                     f"driver")
+                     f"driver supports CUDA {driver} at most. {advice}{command}")
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and not visible.strip():
         lines.append("GPUs: CUDA_VISIBLE_DEVICES is empty, which hides them all from PyTorch")

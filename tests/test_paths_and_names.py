@@ -114,6 +114,51 @@ def test_a_stand_in_nvidia_smi_that_prints_its_failure_is_not_taken_for_a_driver
     assert tools.gpu_lines([]) == ["GPUs: none; the lesson trains on the CPU"]
 
 
+def stand_in_nvidia_smi(folder, header):
+    """An nvidia-smi on PATH that shows `header` as its table's top and one GPU, as a driver
+    for that CUDA version does."""
+    fake = folder / "nvidia-smi"
+    fake.write_text(f"""#!/bin/sh
+case "$1" in
+  --query-gpu=driver_version) echo 550.54.15 ;;
+  --query-gpu=*) echo "0, NVIDIA A100-SXM4-40GB, 40000, 40960" ;;
+  *) echo "| NVIDIA-SMI 550.54.15    {header} |" ;;
+esac
+""")
+    fake.chmod(0o755)
+
+
+PYTORCH_INDEX = "--index-url https://download.pytorch.org/whl/"
+
+
+@pytest.mark.parametrize("header, build", [
+    ("Driver Version: 580.65.06    CUDA Version: 13.0", "install -r requirements.txt"),
+    ("Driver Version: 550.54.15    CUDA Version: 12.4", PYTORCH_INDEX + "cu126"),
+    ("Driver Version: 470.82.01    CUDA Version: 11.4", PYTORCH_INDEX + "cpu"),
+    ("CUDA Version: ERR!", PYTORCH_INDEX + "cpu"),
+])
+def test_the_doctor_gives_the_install_command_for_the_drivers_cuda(tmp_path, monkeypatch,
+                                                                    header, build):
+    stand_in_nvidia_smi(tmp_path, header)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    command = tools.install_command(tools.driver_cuda_version())
+    assert command.startswith("rm -rf .venv && python3 -m venv .venv && .venv/bin/pip install ")
+    assert build in command and command.endswith("-r requirements.txt")
+    lines = tools.gpu_lines(tools.gpus_seen())
+    assert lines[0].startswith("GPU 0 (nvidia-smi's numbering): NVIDIA A100-SXM4-40GB")
+    built = tools.torch_build()[1]
+    driver = tools.driver_cuda_version()
+    if built and driver and int(built.split(".")[0]) > int(driver.split(".")[0]):
+        assert lines[1].endswith(command)  # the exact command, to paste
+
+
+def test_without_nvidia_smi_the_doctor_offers_the_cpu_build(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi anywhere
+    assert tools.driver_cuda_version() is None
+    assert "whl/cpu" in tools.install_command(None)
+    assert tools.gpu_lines(tools.gpus_seen()) == ["GPUs: none; the lesson trains on the CPU"]
+
+
 class WebPage(http.server.BaseHTTPRequestHandler):
     """A mirror that answers every request with a web page, as a firewall's login page does."""
 

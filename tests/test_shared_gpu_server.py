@@ -74,6 +74,21 @@ def test_auto_says_which_device_and_why(tmp_path):
         tools.read_settings(lesson_parameters(), ["--device", "cuda:x"], {})
 
 
+@pytest.mark.parametrize("order, expected", [(None, "PCI_BUS_ID"),
+                                             ("FASTEST_FIRST", "FASTEST_FIRST")])
+def test_gpus_are_numbered_as_nvidia_smi_numbers_them(order, expected):
+    """cuda:1 and CUDA_VISIBLE_DEVICES=1 mean nvidia-smi's GPU 1: the order is set before CUDA
+    starts, unless the learner chose one."""
+    environment = {k: v for k, v in os.environ.items() if k != "CUDA_DEVICE_ORDER"}
+    if order:
+        environment["CUDA_DEVICE_ORDER"] = order
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os, mnistlab_tools as tools\n"
+         "tools.pick_device('auto')\nprint(os.environ['CUDA_DEVICE_ORDER'])"],
+        capture_output=True, text=True, env=environment, cwd=SCRIPT.parent, check=True)
+    assert finished.stdout.strip() == expected
+
+
 def test_out_of_memory_ends_in_one_line_and_gives_the_memory_back(capsys):
     held = []
 
