@@ -146,7 +146,8 @@ def git(*arguments, cwd, **options):
 
 def test_a_commit_keeps_the_edit_of_the_script_when_a_stale_notebook_was_saved_after_it(tmp_path):
     """Edit the script, then VS Code saves the notebook as it was: the pre-commit hook must take
-    the staged script as the source, not the newer notebook."""
+    the staged script as the source, not the newer notebook, and run from a commit made without
+    any environment on PATH, as VS Code's Source Control view makes it."""
     pre_commit = shutil.which("pre-commit", path=f"{sys.prefix}/bin")
     if not pre_commit:
         pytest.skip("needs pre-commit, from tests/requirements.txt")
@@ -155,8 +156,11 @@ def test_a_commit_keeps_the_edit_of_the_script_when_a_stale_notebook_was_saved_a
         shutil.copy2(REPO / name, tmp_path / name)
     shutil.copytree(REPO / "mnistlab_tools", tmp_path / "mnistlab_tools",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    # As in a terminal with the environment active, which VS Code's terminals are.
-    environment = {**os.environ, "PATH": f"{sys.prefix}/bin:{os.environ['PATH']}",
+    shutil.copytree(REPO / ".hooks", tmp_path / ".hooks")
+    (tmp_path / ".venv").symlink_to(sys.prefix)  # the quick start's .venv, ignored by git
+    (tmp_path / ".gitignore").write_text(".venv\n")
+    # As VS Code's Source Control view commits: no environment active, nothing of it on PATH.
+    environment = {**os.environ, "PATH": "/usr/bin:/bin", "CONDA_PREFIX": "",
                    "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-cache")}
     for step in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "the lesson"]):
         assert git(*step, cwd=tmp_path).returncode == 0
