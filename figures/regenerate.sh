@@ -13,8 +13,19 @@ fi
 unset $(compgen -e | grep '^MNISTLAB_' || true)
 "$python" -m mnistlab_tools.export
 .venv/bin/jupytext --update --to ipynb mnistlab.py  # the script is the source
-MNISTLAB_OUT_DIR=figures .venv/bin/jupyter execute --inplace mnistlab.ipynb
-rm -f figures/mnist_cnn.pt figures/mnist_training.pt
+# Run in a fresh folder of the lesson's files, as a learner's clone is, so that the stored outputs
+# show the defaults (outputs/, data/) and this repository's own paths, and nothing here changes.
+run=$(mktemp -d)
+trap 'rm -rf "$run"' EXIT
+cp -r mnistlab.ipynb mnistlab.py mnistlab_saved.py mnistlab_tools jupytext.toml requirements.txt \
+      sample "$run"/
+cp -r data "$run/data"  # a copy: a link would show its target in the outputs
+ln -s "$PWD/.venv" "$run/.venv"
+# nbclient from .venv/bin/python, not jupyter execute, whose script names the real .venv path.
+(cd "$run" && .venv/bin/python -c "from nbclient.cli import main; main()" --inplace \
+     mnistlab.ipynb)
+cp "$run"/outputs/*.png figures/
+cp "$run/mnistlab.ipynb" mnistlab.ipynb
 # The lesson's figure of other pens: one network trained without them and one with them.
 "$python" benchmarks/handwriting.py --data-dir data --figure figures/other_pens.png
 # Stamp the notebook with the code its outputs came from; a test compares it with the script's code.

@@ -25,7 +25,9 @@ REQUIREMENTS = HERE / "requirements.txt"
 
 def python_line():
     venv = HERE / ".venv"
-    line = f"Python {sys.version.split()[0]} at {sys.executable}"
+    here = Path(sys.executable)  # as started, not resolved: .venv/bin/python links elsewhere
+    shown = here.relative_to(Path.cwd()) if here.is_relative_to(Path.cwd()) else here
+    line = f"Python {sys.version.split()[0]} at {printable(str(shown))}"
     if Path(sys.prefix).resolve() == venv.resolve():
         return line + " (this repository's .venv)"
     if os.environ.get("CONDA_PREFIX") and Path(os.environ["CONDA_PREFIX"]) == Path(sys.prefix):
