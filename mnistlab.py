@@ -44,6 +44,7 @@ seed = 0                  # the same seed gives the same result on the same mach
 channels = 16             # feature maps of the first convolution; the second has twice as many
 augment = True            # train on digits redrawn with other pens, slants, sizes (MNIST only)
 device_name = "auto"      # where to train: "auto", "cpu", "cuda", "cuda:1" (a GPU by index), "mps"
+threads = 0               # CPU threads to train with; 0: every core this job may use
 dataset = "mnist"         # "mnist" for handwritten digits, "fashion" for Fashion-MNIST's clothes
 data_dir = "data"         # the data goes in MNIST/raw/ in this folder, downloaded if missing
 mirror = ""               # where to download the data from, if not the official address
@@ -131,16 +132,18 @@ figures.show(examples, "sample_digits")
 # ## Where to train: the device
 #
 # A GPU trains much faster than a CPU, so `auto` takes one when PyTorch can
-# see it: on a server shared by several people, the NVIDIA GPU with the most
-# free memory, or an Apple-silicon GPU through MPS; `"cuda:1"` names one
-# yourself. Everything we build later is moved to this `device`. On a CPU,
-# PyTorch runs one thread per usable core. On a GPU, `pick_device` also turns
-# off the fastest-but-variable convolution routines, so that a seed repeats
-# exactly. The lines below it say which Python and PyTorch run the lesson
+# see it: on a server shared by several people, an NVIDIA GPU that nobody
+# else is computing on, with the most free memory; or an Apple-silicon GPU
+# through MPS. `"cuda:1"` names one yourself, numbered as `nvidia-smi`
+# numbers them. Everything we build later is moved to this `device`. On a
+# CPU, PyTorch runs one thread per usable core, or `threads` of them: on a
+# shared server, take your share. On a GPU, `pick_device` also turns off the
+# fastest-but-variable convolution routines, so that a seed repeats exactly.
+# The lines below it say which Python and PyTorch run the lesson
 # (`python mnistlab.py --doctor` says more).
 
 # %%
-device, why = tools.pick_device(settings.device_name)
+device, why = tools.pick_device(settings.device_name, settings.threads)
 print(tools.describe_device(device, why), *tools.short_report(), sep="\n")
 
 # %% [markdown]

@@ -3,13 +3,14 @@ network and its batches fit in its free memory."""
 
 import copy
 import os
+import re
 import subprocess
 import sys
 
 import torch
 
 from .console import stop
-from .doctor import python_line, pytorch_line
+from .doctor import nvidia_smi, python_line, pytorch_line
 
 
 def accelerator_type():
@@ -53,14 +54,48 @@ def every_gpu_memory():
     return [tuple(map(int, line.split())) for line in asked.stdout.splitlines()]
 
 
+BUSY_PERCENT = 10  # a GPU computing this share of the time is someone's running job
+
+
+def busy_gpus():
+    """The CUDA indices of the GPUs someone is computing on, as nvidia-smi's utilization shows
+    them: nvidia-smi's numbers, or their places in CUDA_VISIBLE_DEVICES when it lists some."""
+    answer = nvidia_smi("--query-gpu=index,utilization.gpu", "--format=csv,noheader,nounits")
+    rows = re.findall(r"^\s*(\d+),\s*(\d+)\s*$", answer or "", re.M)
+    busy = {int(index) for index, used in rows if int(used) >= BUSY_PERCENT}
+    return in_cuda_numbering(busy, os.environ.get("CUDA_VISIBLE_DEVICES"))
+
+
+def in_cuda_numbering(gpus, visible):
+    """nvidia-smi's GPU numbers as CUDA numbers them when CUDA_VISIBLE_DEVICES is `visible`."""
+    if visible is None:
+        return gpus
+    listed = [part.strip() for part in visible.split(",") if part.strip()]
+    if not all(part.isdigit() for part in listed):
+        return set()  # GPUs named by UUID: which is which cannot be told here
+    return {place for place, index in enumerate(listed) if int(index) in gpus}
+
+
+def least_busy_gpu(memory, busy):
+    """The index of the GPU to train on: of those nobody is computing on, the one with the most
+    free memory; when all are busy, the one with the most free memory."""
+    idle = [gpu for gpu in range(len(memory)) if gpu not in busy]
+    return max(idle or range(len(memory)), key=lambda gpu: memory[gpu][0])
+
+
 def most_free_gpu():
-    """(name, why) of the CUDA GPU with the most free memory."""
+    """(name, why) of the idle CUDA GPU with the most free memory."""
     memory = every_gpu_memory()
-    index = max(range(len(memory)), key=lambda gpu: memory[gpu][0])
+    busy = busy_gpus() & set(range(len(memory)))
+    index = least_busy_gpu(memory, busy)
     free, total = memory[index]
     why = f"{free / 2**30:.1f} of {total / 2**30:.1f} GiB free"
-    return f"cuda:{index}", why + (f", the most of the {len(memory)} GPUs here"
-                                   if len(memory) > 1 else "")
+    idle = len(memory) - len(busy)
+    if len(memory) > 1 and not busy:
+        why += f", the most of the {len(memory)} GPUs here"
+    elif len(memory) > 1:
+        why += f", the most of the {idle} idle GPUs here" if idle else ", though all are busy"
+    return f"cuda:{index}", why
 
 
 def chosen_device(name):
@@ -79,17 +114,26 @@ def chosen_device(name):
     return name, "as asked"
 
 
-def pick_device(name):
+def usable_cores():
+    """The cores this process may use: a job scheduler or taskset may allow fewer than the
+    machine has."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def pick_device(name, threads=0):
     """(device, why): the torch.device to train on, set up so that the same seed gives the same
-    result on it, and a few words on why it was chosen."""
+    result on it, and a few words on why it was chosen. On the CPU, PyTorch runs `threads`
+    threads, or with 0 one for each core this process may use."""
     # CUDA numbers GPUs fastest first unless told otherwise; nvidia-smi, which the learner reads,
     # numbers them by bus. This must be set before CUDA starts, which asking for devices does.
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     name, why = chosen_device(name)
     device = torch.device(name)
-    if device.type == "cpu" and hasattr(os, "sched_getaffinity"):
-        # A job scheduler or taskset may allow fewer cores than the machine has: use only those.
-        torch.set_num_threads(min(torch.get_num_threads(), len(os.sched_getaffinity(0))))
+    if device.type == "cpu":
+        # 0: PyTorch's own count (OMP_NUM_THREADS, or the machine's cores), within this job's.
+        torch.set_num_threads(threads or min(torch.get_num_threads(), usable_cores()))
     if device.type == "cuda":
         torch.cuda.set_device(device)
         # cuDNN would otherwise time several algorithms and keep the fastest, which varies by run.

@@ -58,6 +58,8 @@ SETTINGS = [
             "slants, sizes and places"),
     Setting("device_name", "auto", device_choice, "where to train: auto, cpu, cuda, cuda:N or "
             "mps; auto takes the GPU with the most free memory, else the cpu", "NAME", "--device"),
+    Setting("threads", 0, whole_number(0, 4096), "CPU threads to train with; 0: every core "
+            "this job may use (on a shared server, take your share)", "N"),
     Setting("dataset", "mnist", one_of(DATASET_NAMES), "mnist for digits, fashion for clothes",
             "{" + ",".join(DATASET_NAMES) + "}"),
     Setting("data_dir", "data", folder, "folder of the data, downloaded into it if missing",

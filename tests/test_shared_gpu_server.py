@@ -89,6 +89,26 @@ def test_gpus_are_numbered_as_nvidia_smi_numbers_them(order, expected):
     assert finished.stdout.strip() == expected
 
 
+def test_auto_passes_over_a_gpu_someone_is_computing_on(tmp_path, monkeypatch):
+    """A stand-in nvidia-smi shows GPU 0 busy and GPU 2 half busy; GPU 1 is idle."""
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text('#!/bin/sh\nprintf "0, 97\\n1, 0\\n2, 40\\n"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert tools.busy_gpus() == {0, 2}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,1")  # CUDA's 0 is nvidia-smi's 2
+    assert tools.busy_gpus() == {0}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-5ab1c2d3")
+    assert tools.busy_gpus() == set()
+    gib = 2**30
+    # The busy GPU has the most free memory (its job is small), yet the idle one is chosen.
+    memory = [(70 * gib, 80 * gib), (20 * gib, 80 * gib), (60 * gib, 80 * gib)]
+    assert tools.least_busy_gpu(memory, {0, 2}) == 1
+    assert tools.least_busy_gpu(memory, {0, 1, 2}) == 0  # all busy: the most free memory
+    assert tools.least_busy_gpu(memory, set()) == 0
+
+
 def test_out_of_memory_ends_in_one_line_and_gives_the_memory_back(capsys):
     held = []
 
