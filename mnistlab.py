@@ -131,16 +131,14 @@ figures.show(examples, "sample_digits")
 # %% [markdown]
 # ## Where to train: the device
 #
-# A GPU trains much faster than a CPU, so `auto` takes one when PyTorch can
-# see it: on a server shared by several people, an NVIDIA GPU that nobody
-# else is computing on, with the most free memory; or an Apple-silicon GPU
-# through MPS. `"cuda:1"` names one yourself, numbered as `nvidia-smi`
-# numbers them. Everything we build later is moved to this `device`. On a
-# CPU, PyTorch runs one thread per usable core, or `threads` of them: on a
-# shared server, take your share. On a GPU, `pick_device` also turns off the
+# A GPU trains much faster than a CPU, so `auto` takes one: on a shared
+# server, the idle NVIDIA GPU with the most free memory, or an Apple GPU
+# through MPS. `"cuda:1"` names one, as `nvidia-smi` numbers them. All we
+# build later is moved to this `device`. On a CPU, PyTorch runs a thread per
+# usable core, or `threads` of them. On a GPU, `pick_device` turns off the
 # fastest-but-variable convolution routines, so that a seed repeats exactly.
-# The lines below it say which Python and PyTorch run the lesson
-# (`python mnistlab.py --doctor` says more).
+# The lines below say which Python and PyTorch run the lesson (`python
+# mnistlab.py --doctor` says more).
 
 # %%
 device, why = tools.pick_device(settings.device_name, settings.threads)
