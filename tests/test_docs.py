@@ -42,8 +42,12 @@ def test_every_link_and_image_inside_the_repository_exists(page):
             continue
         path, _, anchor = target.partition("#")
         if path:
-            assert ((REPO / page).parent / path).exists(), (
-                f"{page} links to {path}, which is not in the repository")
+            other = (REPO / page).parent / path
+            assert other.exists(), f"{page} links to {path}, which is not in the repository"
+            if anchor and other.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", other.read_text(), re.M)
+                assert anchor in {slug(heading) for heading in headings}, (
+                    f"{page} links to {target}, which is no heading of {path}")
         elif anchor:
             assert anchor in anchors, f"{page} links to #{anchor}, which is no heading of it"
 
