@@ -225,7 +225,19 @@ def describe(settings):
         line += ("\n  (from " + ", ".join(f"{origin}: {name}" for name, origin in
                                           settings.origins.items())
                  + "; these win over the parameters cell)")
-    return "Settings: " + line
+    return "\n".join(["Settings: " + line, *overridden_edits(settings)])
+
+
+def overridden_edits(settings):
+    """A line for each value edited in the parameters cell that a variable overrides unseen: a
+    .env file that VS Code read when the kernel started wins over every later edit."""
+    cell = getattr(settings, "cell_values", {})
+    return [f"Note: {name} = {display(cell[name])} in the parameters cell is not used: "
+            f"{origin} wins over it (from the environment, or a .env file in VS Code). Remove "
+            f"{origin} there and restart the kernel to use the cell's value."
+            for name, origin in settings.origins.items()
+            if origin.startswith("MNISTLAB_") and name in cell
+            and cell[name] != SETTING[name].default]
 
 
 def settings_or_stop(cell):

@@ -3,6 +3,7 @@ checkpoints."""
 
 import os
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -126,6 +127,18 @@ def test_paths_typed_in_a_terminal_are_taken_from_the_current_folder(tmp_path, m
 def test_a_bad_value_is_named_where_it_came_from(cell, arguments, environment, named):
     with pytest.raises(tools.SettingsError, match=named):
         tools.read_settings({**CELL, **cell}, arguments, environment)
+
+
+def test_an_edit_of_the_cell_that_a_variable_overrides_is_pointed_out(monkeypatch):
+    """A .env file read when the kernel started wins over a later edit of the cell: say so."""
+    monkeypatch.setattr(sys, "argv", ["mnistlab.py"])
+    monkeypatch.setenv("MNISTLAB_EPOCHS", "3")
+    edited = tools.settings_or_stop({**CELL, "epochs": 8})
+    assert edited.epochs == 3
+    assert ("Note: epochs = 8 in the parameters cell is not used: MNISTLAB_EPOCHS wins over it"
+            in tools.describe(edited))
+    untouched = tools.settings_or_stop(dict(CELL))  # the cell as it came: nothing to point out
+    assert "Note:" not in tools.describe(untouched)
 
 
 def test_a_bad_value_names_the_range_and_no_internal_function():
