@@ -39,6 +39,7 @@ from photo_like import (  # noqa: E402  (beside this script)
     installed_fonts, photo_of_font, photos_read_back, read_as_photo, thicker, thinner)
 
 FONT_PENS = (0, 5, 10)  # pixels of outline around fonts drawn 200 pixels high
+DEFAULTS = {setting.name: setting.default for setting in tools.SETTINGS}  # the parameters cell's
 
 
 def transformed(digits, **how):
@@ -98,9 +99,8 @@ def trained_network(train_set, mean, std, seed, settings):
 def pen_readings(train_set, test_set, mean, std):
     """(pens, readings): the test digits with four pens, and each read by the network of seed 0
     trained on MNIST's pen only (--no-augment) and with other pens: {how: {pen: probabilities}}."""
-    defaults = {setting.name: setting.default for setting in tools.SETTINGS}
     networks = {how: trained_network(train_set, mean, std, 0,
-                                     tools.read_settings(defaults, [option], {}))
+                                     tools.read_settings(DEFAULTS, [option], {}))
                 for how, option in [("MNIST's pen", "--no-augment"),
                                     ("other pens", "--augment")]}
     digits = test_set.data.float() / 255
@@ -187,8 +187,7 @@ def main():
     mean, std = lesson.pixel_mean_and_std(train_set)
     if options.figure:
         return pens_figure(train_set, test_set, mean, std, options.figure)
-    settings = tools.read_settings({s.name: s.default for s in tools.SETTINGS},
-                                   shlex.split(options.options), {})
+    settings = tools.read_settings(DEFAULTS, shlex.split(options.options), {})
     table = variants(test_set.data.float() / 255, test_set.targets,
                      min(options.photos, len(test_set)))
     print_table(scores(table, train_set, mean, std, options.seeds, settings), options)

@@ -64,9 +64,9 @@ def photos_read_back(prepare, digits):
                         for seed, digit in enumerate(as_bytes)])
 
 
-def on_paper(darkness, generator, quality=80):
+def on_paper(darkness, generator):
     """Ink of this darkness (0 to 1, canvas-sized) on light, unevenly lit paper, slightly blurred,
-    with sensor noise, as a PIL image; save it as JPEG at `quality` to complete it."""
+    with sensor noise, as a PIL image; save it as JPEG to complete it."""
     height, width = darkness.shape
     rows, columns = torch.meshgrid(
         torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij"

@@ -12,6 +12,8 @@ import torch
 from .console import stop
 from .doctor import nvidia_smi, python_line, pytorch_line
 
+STARTING_THREADS = torch.get_num_threads()  # before the lesson sets any
+
 
 def accelerator_type():
     """The kind of accelerator this PyTorch can use (cuda, mps, xpu, …), or None."""
@@ -132,8 +134,9 @@ def pick_device(name, threads=0):
     name, why = chosen_device(name)
     device = torch.device(name)
     if device.type == "cpu":
-        # 0: PyTorch's own count (OMP_NUM_THREADS, or the machine's cores), within this job's.
-        torch.set_num_threads(threads or min(torch.get_num_threads(), usable_cores()))
+        # 0: PyTorch's count as it started (OMP_NUM_THREADS, or the machine's cores), within
+        # this job's, so that a run after one with threads set goes back to it.
+        torch.set_num_threads(threads or min(STARTING_THREADS, usable_cores()))
     if device.type == "cuda":
         torch.cuda.set_device(device)
         # cuDNN would otherwise time several algorithms and keep the fastest, which varies by run.

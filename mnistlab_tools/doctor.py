@@ -99,13 +99,22 @@ DEFAULT_BUILD_CUDA = 13  # pip's default Linux PyTorch (requirements.txt) is bui
 OLDER_CUDA_BUILDS = {12: "cu126"}
 
 
+def build_for(driver_cuda):
+    """The PyTorch build this NVIDIA driver runs: "default", an older CUDA's (such as "cu126"),
+    or "cpu" when there is no driver or it is too old for any."""
+    if not driver_cuda:
+        return "cpu"
+    if major(driver_cuda) >= DEFAULT_BUILD_CUDA:
+        return "default"
+    return OLDER_CUDA_BUILDS.get(major(driver_cuda), "cpu")
+
+
 def install_command(driver_cuda):
-    """The command that puts the PyTorch this NVIDIA driver can run into a fresh .venv: the
-    default build, the build for an older CUDA, or the CPU-only build (no driver, or too old)."""
+    """The command that puts the PyTorch this NVIDIA driver can run into a fresh .venv."""
     fresh = "rm -rf .venv && python3 -m venv .venv && .venv/bin/pip install "
-    if driver_cuda and major(driver_cuda) >= DEFAULT_BUILD_CUDA:
+    build = build_for(driver_cuda)
+    if build == "default":
         return fresh + "-r requirements.txt"
-    build = OLDER_CUDA_BUILDS.get(major(driver_cuda), "cpu") if driver_cuda else "cpu"
     return (fresh + f"torch torchvision --index-url {INDEX}{build} && .venv/bin/pip install "
             "-r requirements.txt")
 
@@ -166,12 +175,11 @@ def gpu_lines(gpus):
              f"{int(total) / 1024:.1f} GiB free" for index, name, free, total in gpus]
     built, driver = torch_build()[1], driver_cuda_version()
     if built and driver and major(built) > major(driver):
-        command = install_command(driver)
         advice = ("No PyTorch build runs on this driver: ask for a newer one, or train on the "
-                  "CPU: " if "whl/cpu" in command else "Install the build for the driver's "
-                  "CUDA into a fresh .venv: ")
+                  "CPU: " if build_for(driver) == "cpu" else "Install the build for the "
+                  "driver's CUDA into a fresh .venv: ")
         lines.append(f"GPUs: PyTorch cannot use them: it is built for CUDA {built}, and the "
-                     f"driver supports CUDA {driver} at most. {advice}{command}")
+                     f"driver supports CUDA {driver} at most. {advice}{install_command(driver)}")
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and not visible.strip():
         lines.append("GPUs: CUDA_VISIBLE_DEVICES is empty, which hides them all from PyTorch")
