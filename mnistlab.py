@@ -368,7 +368,9 @@ def one_cycle_adam(model, lr, total_steps):
 # every epoch it saves the whole state of the training (network, optimiser,
 # schedule, random generators) in `out_dir`, so that `resume = True` (or
 # `--resume`) goes on after the last finished epoch of a run that was cut
-# short, and ends as if it never was.
+# short, and ends as if it never was. On a cluster, a batch job told to stop
+# (`SIGTERM`, or the warning before its time limit) ends after the current
+# batch too, and the job queued again resumes (`docs/cluster.md`).
 
 # %%
 model = fresh_network(settings.channels, settings.seed, device)

@@ -1,6 +1,7 @@
 """Everything around the training loop that is not machine learning, in one object, TrainingRun:
-a progress bar, Ctrl-C, out of memory, a network that does not learn, TensorBoard, and the
-training checkpoint saved after each epoch, from which --resume goes on."""
+a progress bar, Ctrl-C and a batch system's signals, out of memory, a network that does not
+learn, TensorBoard, and the training checkpoint saved after each epoch, from which --resume goes
+on."""
 
 import contextlib
 import gc
@@ -29,27 +30,44 @@ def progress(batches, description, total=None):
                 disable=not description, file=sys.stdout if IN_NOTEBOOK else sys.stderr)
 
 
+# What asks a run in a terminal to stop after its current batch, in words. A batch system sends
+# SIGTERM before it preempts, requeues or cancels a job, and slurm/train.sbatch asks Slurm for
+# SIGUSR1 shortly before the job's time limit.
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+if hasattr(signal, "SIGUSR1"):  # not on Windows
+    STOP_SIGNALS[signal.SIGUSR1] = "SIGUSR1 (the warning before the job's time limit)"
+# The exit status of a run stopped by the time-limit warning with an epoch saved (EX_TEMPFAIL,
+# "try again"): the batch script requeues the job on it, and the requeued job resumes.
+GO_ON_LATER = 75
+
+
 class StopRequest:
-    """While active, a first Ctrl-C sets `requested` and a second one interrupts at once."""
+    """While active, a first Ctrl-C sets `signal` and a second one interrupts at once. In a
+    terminal SIGTERM and SIGUSR1 set it too: in a kernel they are left to Jupyter."""
 
     def __enter__(self):
-        self.requested = False
-        try:
-            self.previous = signal.signal(signal.SIGINT, self.request)
-        except ValueError:  # not the main thread, as under some debuggers: Ctrl-C works as usual
-            self.previous = None
+        self.signal, self.previous = None, {}
+        for number in [signal.SIGINT] if IN_NOTEBOOK else STOP_SIGNALS:
+            try:
+                self.previous[number] = signal.signal(number, self.request)
+            except ValueError:  # not the main thread, as under some debuggers: as usual, then
+                break
         return self
 
-    def request(self, *_):
-        if self.requested:
+    @property
+    def requested(self):
+        return self.signal is not None
+
+    def request(self, number, _frame):
+        if self.requested and number == signal.SIGINT:
             if not IN_NOTEBOOK:
                 end_at_once()
             raise KeyboardInterrupt
-        self.requested = True
+        self.signal = self.signal or number  # the first says why: a repeat changes nothing
 
     def __exit__(self, *_):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for number, previous in self.previous.items():
+            signal.signal(number, previous)
 
 
 @contextlib.contextmanager
@@ -116,7 +134,8 @@ def training_trouble(epoch, loss, accuracy, classes, lr, steps_per_epoch):
 
 class TrainingRun:
     """A training run, used as `with TrainingRun(…) as run:` around the loop over run.epochs().
-    It shows a progress bar, ends an epoch after the current batch on Ctrl-C, turns out of memory
+    It shows a progress bar, ends an epoch after the current batch on Ctrl-C (or, in a terminal, a
+    batch system's SIGTERM or SIGUSR1, which then end the program), turns out of memory
     into one line, stops a network that does not learn with an explanation, logs to TensorBoard,
     and saves the whole training state after every epoch, so that --resume goes on exactly where
     a cut run stopped. `history` holds each batch's loss and each epoch's test accuracy."""
@@ -129,7 +148,7 @@ class TrainingRun:
         self.steps_per_epoch = -(-len(images) // settings.batch_size)
         self.history = {"loss": [], "accuracy": []}
         self.resume_asked, self.trouble, self.seconds = settings.resume, None, 0.0
-        self.said_stopped = False
+        self.said_stopped, self.saved_epoch = False, None
         # Where nothing can be written, the lesson has said so already; say nothing each epoch.
         self.can_save = why_not_writable(settings.out_dir) is None
         self.log_dir = (Path(settings.out_dir) / "runs" /
@@ -152,7 +171,7 @@ class TrainingRun:
         if self.tensorboard:
             self.writer = tensorboard_writer(self.log_dir, self.model, self.images)
         self.guards = contextlib.ExitStack()
-        self.ctrl_c = self.guards.enter_context(StopRequest())
+        self.stop_request = self.guards.enter_context(StopRequest())
         self.guards.enter_context(out_of_memory_stops(self.images.device,
                                                       self.settings["batch_size"]))
         self.started = time.perf_counter()
@@ -163,11 +182,31 @@ class TrainingRun:
         if self.writer:
             self.writer.close()
             print(f"TensorBoard log: {readable(self.log_dir)}")
-        return self.guards.__exit__(*error)
+        handled = self.guards.__exit__(*error)
+        if error[0] is None and self.stop_signal not in (None, signal.SIGINT):
+            self.end_for_the_batch_system()
+        return handled
+
+    def end_for_the_batch_system(self):
+        """After SIGTERM or SIGUSR1 the program ends here, without the figures: the job's time is
+        up, and a requeued job resumes from the epoch saved last. After the time-limit warning,
+        the exit status asks the batch script to requeue the job, unless this job finished no
+        epoch: then the next would only start the same one again."""
+        if self.stop_signal == signal.SIGTERM:
+            sys.exit(128 + signal.SIGTERM)  # as a shell reports a program ended by SIGTERM
+        if self.saved_epoch is None:
+            stop(f"the job's time ran out before epoch {self.first_epoch} finished, so a "
+                 f"requeued job would only start it again. Ask for more time (sbatch --time), or "
+                 f"for a shorter epoch (a GPU, or more CPUs: --cpus-per-task).")
+        sys.exit(GO_ON_LATER)
 
     @property
     def interrupted(self):
-        return self.ctrl_c.requested
+        return self.stop_request.requested
+
+    @property
+    def stop_signal(self):
+        return self.stop_request.signal
 
     @property
     def learned(self):
@@ -186,8 +225,9 @@ class TrainingRun:
         after = ("--resume goes on after the last finished epoch"
                  if what_is_at(self.path) == "file" else
                  "--resume will find nothing to go on from, since no epoch finished")
-        print(f"Stopped by Ctrl-C {when}. The network keeps what it has learned so far; "
-              f"{after}.")
+        ctrl_c = self.stop_signal == signal.SIGINT  # the lesson goes on with the network
+        keeps = " The network keeps what it has learned so far;" if ctrl_c else ""
+        print(f"Stopped by {STOP_SIGNALS[self.stop_signal]} {when}.{keeps} {after}.")
         self.said_stopped = True
 
     def watched(self, batches, epoch):
@@ -238,6 +278,8 @@ class TrainingRun:
             self.can_save = save_training_state(
                 self.path, epoch, self.settings, len(self.images), self.history, self.model,
                 self.optimizer, self.scheduler)
+            if self.can_save:
+                self.saved_epoch = epoch
 
     def resume(self):
         return resume_from(self.path, self.settings, len(self.images), self.model,
