@@ -5,6 +5,7 @@ module per concern, each short enough to read in one sitting.
     settings     each setting declared once; the parameters cell, MNISTLAB_* and options
     checks       the checks of the settings' values
     doctor       what this machine offers the lesson (--doctor), without PyTorch
+    cluster      a Slurm job's share of the machine; a login node, where nothing should train
     files        files written whole; whether a folder can be written
     data         finding, downloading and checking the dataset files
     device       where to train, and whether the training fits in its memory
@@ -26,8 +27,8 @@ from pathlib import Path
 
 # The modules; a name is looked for in the source of each, in this order, and only the module
 # that defines it is loaded, so that a light name never loads PyTorch.
-MODULES = ("console", "settings", "checks", "files", "doctor", "data", "device", "figures",
-           "checkpoints", "resume", "training", "photos")
+MODULES = ("console", "settings", "checks", "files", "doctor", "cluster", "data", "device",
+           "figures", "checkpoints", "resume", "training", "photos")
 
 
 def __getattr__(name):

@@ -9,6 +9,7 @@ import sys
 
 import torch
 
+from .cluster import usable_cores
 from .console import stop
 from .doctor import nvidia_smi, python_line, pytorch_line
 
@@ -114,14 +115,6 @@ def chosen_device(name):
         stop(f"--device {name} was asked for, but there is no such device here; there is "
              f"{', '.join(here)}. Use one of those, or --device auto.")
     return name, "as asked"
-
-
-def usable_cores():
-    """The cores this process may use: a job scheduler or taskset may allow fewer than the
-    machine has."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def pick_device(name, threads=0):

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .cluster import cluster_lines, usable_cores
 from .console import display, printable, readable
 from .data import DATASETS, IDX_FILES
 from .files import HERE, what_is_at
@@ -214,7 +215,6 @@ def download_line(dataset, mirror):
 def doctor_report(settings):
     """Lines that say what this machine offers the lesson, each problem with what to do."""
     gpus = gpus_seen()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     return [
         "mnistlab doctor: paste this block when you ask for help.",
@@ -224,7 +224,8 @@ def doctor_report(settings):
         driver_line(),
         *gpu_lines(gpus),
         "CUDA_VISIBLE_DEVICES: " + ("not set" if visible is None else repr(visible)),
-        f"CPU threads: {usable} usable here, of {os.cpu_count()} on the machine",
+        f"CPU threads: {usable_cores()} usable here, of {os.cpu_count()} on the machine",
+        *cluster_lines(),
         free_space_line("data", settings.data_dir),
         free_space_line("outputs", settings.out_dir),
         download_line(settings.dataset, settings.mirror),
