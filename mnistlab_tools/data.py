@@ -188,6 +188,16 @@ def find_data(info, data_dir, sample, mirror=""):
     the lesson stops and says which file it is and what to do."""
     if sample:
         return SAMPLE_DIR
+    try:
+        return whole_data(info, data_dir, mirror)
+    except OSError as error:
+        return sample_instead(info, Path(data_dir) / info.name / "raw", error,
+                              [mirror.rstrip("/") + "/"] if mirror else list(info.mirrors))
+
+
+def whole_data(info, data_dir, mirror):
+    """data_dir, once the dataset's files are there and whole, downloaded where missing; OSError
+    where they cannot be downloaded."""
     raw_dir = Path(data_dir) / info.name / "raw"
     remedy = " Delete the file to download it again, copy a whole one there, or use --sample."
     problems = data_problems(raw_dir)
@@ -195,11 +205,23 @@ def find_data(info, data_dir, sample, mirror=""):
         damaged = any("not readable by you" not in problem for problem in problems)
         stop(f"{info.name} in {readable(raw_dir)} cannot be used: {'; '.join(problems)}."
              f"{remedy if damaged else ''}")
-    mirrors = [mirror.rstrip("/") + "/"] if mirror else list(info.mirrors)
     try:
-        download(raw_dir, mirrors)
+        download(raw_dir, [mirror.rstrip("/") + "/"] if mirror else list(info.mirrors))
     except ValueError as error:
         stop(f"{info.name} in {readable(raw_dir)} cannot be used: {error}.{remedy}")
-    except OSError as error:
-        return sample_instead(info, raw_dir, error, mirrors)
     return Path(data_dir)
+
+
+def get_data(info, data_dir, mirror=""):
+    """--get-data: the dataset downloaded into data_dir and checked, then a line that says so, or
+    a stop that says why not. On a cluster the login node reaches the internet; compute nodes
+    often do not."""
+    try:
+        whole_data(info, data_dir, mirror)
+    except OSError as error:
+        stop(f"could not download {info.name} into {readable(Path(data_dir) / info.name)} "
+             f"({error.strerror or error}). Run --get-data where the internet answers (on a "
+             f"cluster, the login node), name a --mirror, or copy the four files by hand "
+             f"(docs/troubleshooting.md)")
+    print(f"{info.name} is whole in {readable(Path(data_dir) / info.name / 'raw')}: the lesson "
+          f"will read it from there.")

@@ -15,6 +15,7 @@ from pathlib import Path
 from .checks import (device_choice, folder, learning_rate, one_of, photo_paths, switch, text,
                      whole_number)
 from .console import IN_NOTEBOOK, display, stop
+from .data import DATASETS, get_data
 from .doctor import doctor_report, install_advice, missing_requirements
 from .files import HERE
 
@@ -202,6 +203,9 @@ def read_settings(cell, arguments=None, environment=None):
     parser.add_argument("--doctor", action="store_true", default=False,
                         help="print what this machine offers the lesson, to paste when you ask "
                         "for help, and stop")
+    parser.add_argument("--get-data", action="store_true", default=False,
+                        help="download the dataset into data_dir, check it, and stop (on a "
+                        "cluster, on the login node: compute nodes may have no internet)")
     settings = parse(parser, values, origins, arguments)
     if settings.tensorboard and not settings.doctor and not tensorboard_importable():
         raise SettingsError(
@@ -257,6 +261,9 @@ def settings_or_stop(cell):
                               f"below it again.")
     if settings.doctor:
         print(*doctor_report(settings), sep="\n")
+        sys.exit(0)
+    if settings.get_data:
+        get_data(DATASETS[settings.dataset], settings.data_dir, settings.mirror)
         sys.exit(0)
     missing = missing_requirements()
     if missing:  # better said now than as an ImportError in the next cell
