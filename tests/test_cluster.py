@@ -1,0 +1,268 @@
+"""On a Slurm cluster: slurm/train.sbatch trains, survives a requeue and its time limit, and ends
+as an uncut run would; the lesson stops well on SIGTERM and SIGUSR1; the doctor knows a job from
+a login node. The jobs run on a real one-node cluster, this machine (slurm_cluster.py)."""
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import mnistlab_saved as saved
+import mnistlab_tools as tools
+from helpers import (REPO, RESULT, Server, assert_plain_stop, fresh_clone, lesson_environment,
+                     lesson_parameters, run_lesson)
+from slurm_cluster import SlurmCluster
+
+# One worker runs these, and with them the one cluster: jobs of two would share the cores.
+pytestmark = pytest.mark.xdist_group("slurm")
+
+SAMPLE_RUN = "MNISTLAB_SAMPLE=1,MNISTLAB_EPOCHS=4,MNISTLAB_BATCH_SIZE=16"
+# This node has two cores and no GPU: each job takes one core and, as the script's comment
+# says, sbatch --gpus=0 makes it a CPU-only job. Options given to sbatch win over #SBATCH lines.
+SMALL_JOB = ["--gpus=0", "--cpus-per-task=1", "--mem=2G"]
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    with SlurmCluster(tmp_path_factory.mktemp("slurm")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory):
+    """A clone of the lesson with its batch script, whose .venv is the tests' Python's."""
+    folder = tmp_path_factory.mktemp("cluster-clone")
+    fresh_clone(folder)
+    for name in ("slurm", ".hooks"):
+        shutil.copytree(REPO / name, folder / name)
+    (folder / ".venv").symlink_to(os.path.dirname(os.path.dirname(sys.executable)))
+    return folder
+
+
+def submit(slurm, clone, *options, settings=SAMPLE_RUN):
+    """The job id of slurm/train.sbatch submitted from the clone, as a learner submits it."""
+    return slurm.run("sbatch", "--parsable", *SMALL_JOB, *options,
+                     f"--export=ALL,{settings}", "slurm/train.sbatch", cwd=clone)
+
+
+def when_epoch_one_is_saved(clone, job):
+    saved_state = clone / "outputs" / f"slurm-{job}" / "mnist_training.pt"
+    deadline = time.monotonic() + 60
+    while not saved_state.exists():
+        assert time.monotonic() < deadline, output_of(clone, job)
+        time.sleep(0.02)
+
+
+def output_of(clone, job):
+    return (clone / f"slurm-mnistlab-{job}.out").read_text()
+
+
+def finished(slurm, clone, job):
+    """The job's output, once it has ended, and the network it saved."""
+    slurm.wait_for(job, "JobState", {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"}, 120)
+    output = output_of(clone, job)
+    assert slurm.job(job, "JobState") == "COMPLETED", output
+    network = torch.load(clone / "outputs" / f"slurm-{job}" / "mnist_cnn.pt", weights_only=True)
+    return output, network["weights"]
+
+
+def test_a_job_warned_of_its_time_limit_requeues_itself_and_ends_as_an_uncut_run(slurm, clone):
+    uncut, cut = submit(slurm, clone), submit(slurm, clone)
+    when_epoch_one_is_saved(clone, cut)
+    # What --signal=USR1@90 sends the job's steps 90 s before its time limit.
+    slurm.run("scancel", "--signal=USR1", cut)
+    slurm.wait_for(cut, "Restarts", {"1"})
+    (uncut_output, uncut_network), (cut_output, cut_network) = (
+        finished(slurm, clone, uncut), finished(slurm, clone, cut))
+    assert "Stopped by SIGUSR1 (the warning before the job's time limit) in epoch " in cut_output
+    assert "Exited with exit code 75" in cut_output
+    assert f"Job {cut}: the time limit is near; requeueing it" in cut_output
+    assert "requeued 1 times" in cut_output and "Resuming the run in " in cut_output
+    results = [RESULT.search(output)["accuracy"] for output in (uncut_output, cut_output)]
+    print(f"Test accuracy: {results[0]} % uncut, {results[1]} % requeued after epoch 1")
+    assert results[0] == results[1], results
+    assert all(torch.equal(uncut_network[name], cut_network[name]) for name in uncut_network)
+
+
+def test_sigterm_from_slurm_stops_the_lesson_after_its_batch_and_slurm_requeues_it(slurm, clone):
+    job = submit(slurm, clone)
+    when_epoch_one_is_saved(clone, job)
+    asked = time.monotonic()
+    slurm.run("scontrol", "requeue", job)  # as a preemption does: SIGTERM, then requeued
+    while "Exited with exit code" not in output_of(clone, job):
+        assert time.monotonic() - asked < 60, output_of(clone, job)
+        time.sleep(0.05)
+    print(f"The lesson ended {time.monotonic() - asked:.1f} s after Slurm's SIGTERM")
+    output = output_of(clone, job)
+    # By itself, with SIGTERM's status: Slurm's SIGKILL comes only after KillWait, 30 s.
+    assert "Exited with exit code 143" in output and "Stopped by SIGTERM in epoch " in output
+    assert slurm.job(job, "Restarts") == "1" and "Traceback" not in output
+    slurm.run("scancel", job)
+
+
+def doctor(slurm, clone, *command):
+    answer = subprocess.run([*command, ".venv/bin/python", "mnistlab.py", "--doctor"], cwd=clone,
+                            env=slurm.environment, capture_output=True, text=True, timeout=60)
+    assert answer.returncode == 0, answer.stderr
+    return answer.stdout
+
+
+def test_the_doctor_knows_a_job_a_node_with_your_job_and_a_login_node(slurm, clone):
+    inside = doctor(slurm, clone, "srun", "--cpus-per-task=1", "--mem=500M", "--time=5")
+    assert "on node " in inside and ": 1 CPU, 500M of memory, no GPU; " in inside
+    assert "In this job the lesson uses up to 1 CPU thread, on the CPU: the job has no GPU" \
+        in inside
+    assert "CPU threads: 1 usable here" in inside
+    outside = doctor(slurm, clone)
+    assert f"Slurm: {slurm.node} is a login node (Slurm answers, and this shell is in no job)" \
+        in outside and "sbatch slurm/train.sbatch" in outside
+    sleeping = slurm.run("sbatch", "--parsable", "--cpus-per-task=1", "--mem=100M",
+                         "--wrap", "sleep 120", cwd=clone)
+    slurm.wait_for(sleeping, "JobState", {"RUNNING"})
+    beside = doctor(slurm, clone)
+    assert f"Slurm: your job {sleeping} runs on this node ({slurm.node}), but this shell is " \
+           f"outside it" in beside
+    assert f"srun --jobid {sleeping} --overlap --pty bash" in beside
+    slurm.run("scancel", sleeping)
+
+
+def test_a_job_submitted_from_elsewhere_is_told_where_to_submit_it(slurm, clone, tmp_path):
+    job = slurm.run("sbatch", "--parsable", *SMALL_JOB, str(clone / "slurm" / "train.sbatch"),
+                    cwd=tmp_path)
+    slurm.wait_for(job, "JobState", {"FAILED"})
+    said = (tmp_path / f"slurm-mnistlab-{job}.out").read_text()
+    assert said.strip() == ("mnistlab: submit the job from the repository's folder: cd "
+                            "~/mnistlab && sbatch slurm/train.sbatch")
+    assert slurm.job(job, "ExitCode") == "2:0"
+
+
+# The data, fetched on the login node for compute nodes that have no internet.
+
+def test_get_data_downloads_and_checks_the_files_then_stops(tmp_path, mirror):
+    got = run_lesson("--get-data", "--mirror", mirror, "--data-dir", "shared", cwd=tmp_path,
+                     environment=lesson_environment(tmp_path / "outputs"))
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip() == "MNIST is whole in shared/MNIST/raw: the lesson will read it " \
+                                 "from there."
+    assert (tmp_path / "shared" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").is_file()
+    assert not (tmp_path / "outputs").exists()  # nothing trained, nothing drawn
+
+
+def test_get_data_without_internet_says_where_to_run_it(tmp_path):
+    got = run_lesson("--get-data", "--mirror", "http://127.0.0.1:9/", "--data-dir", "data",
+                     cwd=tmp_path,
+                     environment=lesson_environment(tmp_path / "outputs"))
+    assert_plain_stop(got, "could not download MNIST into data/MNIST", "the login node",
+                      "--mirror")
+    assert not list((tmp_path / "data" / "MNIST" / "raw").glob("*"))
+
+
+# VS Code on a compute node: the laptop's helper asks the login node for the job's node.
+
+def vscode_node():
+    spec = importlib.util.spec_from_file_location("vscode_node", REPO / "slurm" / "vscode_node.py")
+    helper = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helper)
+    return helper
+
+
+def test_the_vscode_helper_writes_your_jobs_node_into_the_ssh_config(slurm, tmp_path):
+    jobs = [slurm.run("sbatch", "--parsable", "--cpus-per-task=1", "--mem=100M", *name,
+                      "--wrap", "sleep 120", cwd=tmp_path) for name in (["--job-name=vscode"], [])]
+    for job in jobs:
+        slurm.wait_for(job, "JobState", {"RUNNING"})
+    (tmp_path / "ssh").mkdir()
+    (tmp_path / "etc-slurm").mkdir()
+    shutil.copy(slurm.environment["SLURM_CONF"], tmp_path / "etc-slurm" / "slurm.conf")
+    with Server(tmp_path / "ssh") as login:
+        # The laptop (this namespace's home) logs in to the login node (sshd on 127.0.0.1) with a
+        # key, and the login node's Slurm commands find the cluster in /etc/slurm/slurm.conf.
+        made = login.inside(
+            f"mount --bind {tmp_path / 'etc-slurm'} /etc/slurm && mkdir -p ~/.ssh && "
+            f"ssh-keygen -q -t ed25519 -N '' -f ~/.ssh/id_ed25519 && "
+            f"cp ~/.ssh/id_ed25519.pub ~/.ssh/authorized_keys && "
+            f"ssh-keyscan -p {login.port} 127.0.0.1 > ~/.ssh/known_hosts 2>/dev/null && "
+            f"printf 'Host mnist-server\\n HostName 127.0.0.1\\n Port {login.port}\\n User "
+            f"root\\n' > ~/.ssh/config")
+        assert made.returncode == 0, made.stderr
+        helper = f"{sys.executable} {REPO / 'slurm' / 'vscode_node.py'} mnist-server"
+        for _ in range(2):  # the second run rewrites its block, and adds none
+            wrote = login.inside(helper)
+            assert wrote.returncode == 0, wrote.stderr
+        assert wrote.stdout.startswith(f"mnist-node is now {slurm.node}, the node of your job "
+                                       f"{jobs[0]}, through mnist-server")
+        config = login.inside("cat ~/.ssh/config").stdout
+        assert config.startswith("Host mnist-server\n") and config.count("Host mnist-node") == 1
+        shown = login.inside("ssh -G mnist-node").stdout.splitlines()
+        assert {f"hostname {slurm.node}", "proxyjump mnist-server", "user root"} <= set(shown)
+    for job in jobs:
+        slurm.run("scancel", job)
+
+
+def test_the_vscode_helper_prefers_a_job_named_vscode_and_refuses_several_nodes():
+    helper = vscode_node()
+    assert helper.node_of("12 vscode gpu07\n11 train gpu03\n") == ("12", "gpu07")
+    assert helper.node_of("13 train gpu03\n12 vscode gpu07\n") == ("12", "gpu07")
+    assert helper.node_of("13 train gpu03\n") == ("13", "gpu03")
+    assert helper.node_of("14 vscode gpu[01-02]\n") == ("14", None)
+    assert helper.node_of("") is None
+
+
+# The lesson's side, without Slurm: a terminal run sent the signals Slurm sends.
+
+def training_run(out_dir):
+    settings = tools.read_settings(lesson_parameters(), ["--sample", "--epochs", "3",
+                                                         "--out-dir", str(out_dir)], {})
+    model = saved.DigitNet(settings.channels)
+    optimizer, scheduler = saved.one_cycle_adam(model, settings.lr, 3 * 16)
+    return tools.TrainingRun(settings, model, optimizer, scheduler, torch.zeros(2000, 1, 28, 28))
+
+
+@pytest.mark.parametrize("number, saved_epochs, status", [
+    (signal.SIGUSR1, 1, 75), (signal.SIGUSR1, 0, 2), (signal.SIGTERM, 1, 143),
+    (signal.SIGTERM, 0, 143)])
+def test_a_signal_ends_the_run_after_its_batch_with_a_status_for_the_batch_script(
+        tmp_path, capsys, number, saved_epochs, status):
+    before = signal.getsignal(number)
+    with pytest.raises(SystemExit) as ended, training_run(tmp_path) as run:
+        for epoch in run.epochs():
+            if epoch > saved_epochs:
+                os.kill(os.getpid(), number)
+            run.end_epoch(epoch, [0.5], 90.0)
+    assert ended.value.code == status
+    assert signal.getsignal(number) == before  # given back as it was
+    said = capsys.readouterr()
+    assert f"Stopped by {tools.STOP_SIGNALS[number]} in epoch {saved_epochs + 1} of 3" in said.out
+    assert (tmp_path / "mnist_training.pt").exists() == (saved_epochs > 0)
+    if status == 2:
+        assert "the job's time ran out before epoch 1 finished" in said.err
+
+
+def test_the_cores_follow_the_jobs_share():
+    machine = tools.usable_cores({})
+    assert tools.usable_cores({"SLURM_JOB_ID": "7", "SLURM_CPUS_PER_TASK": "1"}) == 1
+    assert tools.usable_cores({"SLURM_JOB_ID": "7", "SLURM_JOB_CPUS_PER_NODE": "1(x2)"}) == 1
+    assert tools.usable_cores({"SLURM_JOB_CPUS_PER_NODE": "1"}) == machine  # no job: not ours
+    assert tools.usable_cores({"SLURM_JOB_ID": "7", "SLURM_CPUS_PER_TASK": "512"}) == machine
+
+
+def test_a_shell_that_holds_a_job_on_the_login_node_is_told_to_use_srun():
+    (line,) = tools.cluster_lines({"SLURM_JOB_ID": "7", "SLURM_JOB_NODELIST": "gpu07"})
+    assert "this shell holds job 7, but runs on " in line and "not on the job's node gpu07" in line
+    assert line.endswith("srun --pty bash")
+
+
+def test_a_job_with_a_gpu_is_told_which_cuda_number_it_has():
+    lines = tools.cluster_lines({"SLURM_JOB_ID": "7", "SLURMD_NODENAME": "gpu07",
+                                 "SLURM_JOB_NAME": "mnistlab", "SLURM_CPUS_PER_TASK": "4",
+                                 "SLURM_JOB_GPUS": "2", "CUDA_VISIBLE_DEVICES": "0"})
+    assert lines[0].startswith("Slurm job 7 (mnistlab) on node gpu07: 4 CPUs, ")
+    assert ", GPUs 2; " in lines[0]
+    assert "or on the job's GPU where PyTorch can use it" in lines[1]
+    assert "CUDA_VISIBLE_DEVICES='0' shows it as cuda:0" in lines[1]
