@@ -76,15 +76,21 @@ def end_quietly(kind, error, trace):
 
 def set_up_terminal():
     """For the lesson and predict.py run as programs in a terminal, called before their heavy
-    imports: Ctrl-C ends in one line, a closed pipe quietly, characters the terminal cannot print
-    come out as ASCII, and figures go to files, since an SSH terminal has no screen. In a kernel
-    it does nothing: Jupyter has its own ways for all of these."""
+    imports: Ctrl-C ends in one line, a closed pipe quietly, SIGUSR1 waits for training,
+    characters the terminal cannot print come out as ASCII, and figures go to files, since an SSH
+    terminal has no screen. In a kernel it does nothing: Jupyter has its own ways for all of
+    these."""
     import signal
 
     if IN_NOTEBOOK:
         return
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, end_at_once)
+    if getattr(signal, "SIGUSR1", None) and signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL:
+        # A batch job's warning before its time limit stops training (training.StopRequest).
+        # Outside training it would kill the run, and with it the figures and network it is
+        # about to save, well before the limit.
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     sys.excepthook = end_quietly
     codecs.register_error("mnistlab_ascii", in_ascii)
     for stream in (sys.stdout, sys.stderr):

@@ -244,6 +244,15 @@ def test_a_signal_ends_the_run_after_its_batch_with_a_status_for_the_batch_scrip
         assert "the job's time ran out before epoch 1 finished" in said.err
 
 
+def test_the_time_limit_warning_outside_training_leaves_the_run_alone():
+    # Say, as the run draws its figures and saves its network: it ends well before the limit.
+    program = ("import os, signal, mnistlab_tools as tools\ntools.set_up_terminal()\n"
+               "os.kill(os.getpid(), signal.SIGUSR1)\nprint('went on')")
+    ran = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True,
+                         text=True, timeout=60)
+    assert (ran.returncode, ran.stdout) == (0, "went on\n"), ran.stderr
+
+
 def test_the_cores_follow_the_jobs_share():
     machine = tools.usable_cores({})
     assert tools.usable_cores({"SLURM_JOB_ID": "7", "SLURM_CPUS_PER_TASK": "1"}) == 1
