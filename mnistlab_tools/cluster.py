@@ -65,14 +65,15 @@ def job_lines(environment):
              f"GPUs {gpus}" if gpus else "no GPU"]
     lines = [f"Slurm job {job} ({environment.get('SLURM_JOB_NAME', '?')}) on node {node}: "
              f"{', '.join(given)}; {left} left"]
-    uses = f"the lesson uses up to {threads} CPU thread{'s' * (threads != 1)}"
+    on_cpu = f"on the CPU with up to {threads} thread{'s' * (threads != 1)}"
     if gpus:
-        lines.append(f"In this job {uses}, or on the job's GPU where PyTorch can use it (see "
-                     f"the GPU lines): CUDA_VISIBLE_DEVICES="
-                     f"{environment.get('CUDA_VISIBLE_DEVICES', '')!r} shows it as cuda:0")
+        visible = environment.get("CUDA_VISIBLE_DEVICES", "")
+        lines.append(f"In this job the lesson trains on the job's GPU, cuda:0 "
+                     f"(CUDA_VISIBLE_DEVICES={visible!r}), where the GPU lines above show that "
+                     f"PyTorch can use it, and otherwise {on_cpu}")
     else:
-        lines.append(f"In this job {uses}, on the CPU: the job has no GPU (ask for one with "
-                     f"--gpus=1, on a partition that has them)")
+        lines.append(f"In this job the lesson trains {on_cpu}: the job has no GPU (ask for one "
+                     f"with --gpus=1, on a partition that has them)")
     return lines
 
 
