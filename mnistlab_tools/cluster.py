@@ -53,9 +53,11 @@ def slurm(*command):
 
 def job_lines(environment):
     """What the job this shell runs in was given, and what the lesson makes of it."""
-    job, node = environment["SLURM_JOB_ID"], environment.get("SLURMD_NODENAME")
-    if not node:  # salloc's shell runs where salloc was typed, unless the site says otherwise
-        return [f"Slurm: this shell holds job {job}, but runs on {socket.gethostname()}, not on "
+    job, host = environment["SLURM_JOB_ID"], socket.gethostname().split(".")[0]
+    node = environment.get("SLURMD_NODENAME")
+    if not node and host != environment.get("SLURM_JOB_NODELIST"):
+        # salloc's shell runs where salloc was typed, unless the site says otherwise
+        return [f"Slurm: this shell holds job {job}, but runs on {host}, not on "
                 f"the job's node {environment.get('SLURM_JOB_NODELIST', '?')}: what you start "
                 f"here runs on the login node. Run the lesson with srun, or first open a shell "
                 f"on the node with: srun --pty bash"]
@@ -63,7 +65,7 @@ def job_lines(environment):
     left, memory = (slurm("squeue", "-h", "-j", job, "-o", "%L %m") or "? ?").split()[:2]
     given = [f"{cpus} CPU{'s' * (cpus != 1)}" if cpus else "? CPUs", f"{memory} of memory",
              f"GPUs {gpus}" if gpus else "no GPU"]
-    lines = [f"Slurm job {job} ({environment.get('SLURM_JOB_NAME', '?')}) on node {node}: "
+    lines = [f"Slurm job {job} ({environment.get('SLURM_JOB_NAME', '?')}) on node {node or host}: "
              f"{', '.join(given)}; {left} left"]
     on_cpu = f"on the CPU with up to {threads} thread{'s' * (threads != 1)}"
     if gpus:
