@@ -137,8 +137,8 @@ figures.show(examples, "sample_digits")
 # build later is moved to this `device`. On a CPU, PyTorch runs a thread per
 # usable core, or `threads` of them. On a GPU, `pick_device` turns off the
 # fastest-but-variable convolution routines, so that a seed repeats exactly.
-# The lines below say which Python and PyTorch run the lesson (`python
-# mnistlab.py --doctor` says more).
+# The lines below name the Python and PyTorch, and warn on a Slurm login
+# node, no place to train (`python mnistlab.py --doctor` says more).
 
 # %%
 device, why = tools.pick_device(settings.device_name, settings.threads)

@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-from .cluster import usable_cores
+from .cluster import cluster_lines, usable_cores
 from .console import stop
 from .doctor import nvidia_smi, python_line, pytorch_line
 
@@ -150,7 +150,8 @@ def describe_device(device, why):
 
 def short_report():
     """Three lines for the lesson's device cell: the Python, the PyTorch, and the GPUs it sees
-    (without asking each for its memory). The doctor says more."""
+    (without asking each for its memory); on a Slurm cluster outside a job, a fourth that says
+    this is a login node, or a node beside your job. The doctor says more."""
     if accelerator_type() == "cuda":
         names = [torch.cuda.get_device_name(index) for index in range(torch.cuda.device_count())]
         gpus = f"GPUs visible to PyTorch: {len(names)} ({', '.join(sorted(set(names)))})"
@@ -160,7 +161,8 @@ def short_report():
         gpus = f"GPU: {accelerator_type()}, through PyTorch's {accelerator_type()} backend"
     else:
         gpus = "GPUs: none that PyTorch can use; the lesson trains on the CPU"
-    return [python_line(), pytorch_line(""), gpus]
+    outside_a_job = [] if os.environ.get("SLURM_JOB_ID") else cluster_lines()
+    return [python_line(), pytorch_line(""), gpus, *outside_a_job]
 
 
 def training_bytes(model, images, batch_size):

@@ -132,6 +132,14 @@ def test_the_doctor_knows_a_job_a_node_with_your_job_and_a_login_node(slurm, clo
     slurm.run("scancel", sleeping)
 
 
+def test_the_lesson_run_on_a_login_node_says_where_to_train(slurm, monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", slurm.environment["SLURM_CONF"])
+    *_, note = tools.short_report()  # what the lesson's device cell prints under its first line
+    assert note.startswith(f"Slurm: {slurm.node} is a login node") and "salloc" in note
+    monkeypatch.setenv("SLURM_JOB_ID", "7")  # in a job, the device line says it all
+    assert len(tools.short_report()) == 3
+
+
 def test_a_job_submitted_from_elsewhere_is_told_where_to_submit_it(slurm, clone, tmp_path):
     job = slurm.run("sbatch", "--parsable", *SMALL_JOB, str(clone / "slurm" / "train.sbatch"),
                     cwd=tmp_path)
