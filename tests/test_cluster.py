@@ -22,7 +22,9 @@ from slurm_cluster import SlurmCluster
 # One worker runs these, and with them the one cluster: jobs of two would share the cores.
 pytestmark = pytest.mark.xdist_group("slurm")
 
-SAMPLE_RUN = "MNISTLAB_SAMPLE=1,MNISTLAB_EPOCHS=4,MNISTLAB_BATCH_SIZE=16"
+# 125 batches an epoch, and five epochs after the first: a signal sent once epoch 1 is saved
+# finds the run still training, with seconds to spare.
+SAMPLE_RUN = "MNISTLAB_SAMPLE=1,MNISTLAB_EPOCHS=6,MNISTLAB_BATCH_SIZE=16"
 # This node has two cores and no GPU: each job takes one core and, as the script's comment
 # says, sbatch --gpus=0 makes it a CPU-only job. Options given to sbatch win over #SBATCH lines.
 SMALL_JOB = ["--gpus=0", "--cpus-per-task=1", "--mem=2G"]
