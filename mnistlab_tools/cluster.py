@@ -100,7 +100,8 @@ def outside_job_lines(host, environment):
 
 
 def cluster_lines(environment=os.environ):
-    """The doctor's lines on Slurm: none where there is no cluster."""
+    """The doctor's lines on Slurm, which the lesson's device cell prints too outside a job:
+    none where there is no cluster."""
     if environment.get("SLURM_JOB_ID"):
         return job_lines(environment)
     if slurm("sinfo", "-h", "-o", "%P") is None:

@@ -31,6 +31,14 @@ class DatasetInfo:
     def torchvision_class(self):
         return getattr(importlib.import_module("torchvision.datasets"), self.name)
 
+    def raw_folder(self, data_dir):
+        """Where the dataset's four files lie in data_dir."""
+        return Path(data_dir) / self.name / "raw"
+
+    def addresses(self, mirror=""):
+        """Where to download the files from: the mirror given, or torchvision's addresses."""
+        return [mirror.rstrip("/") + "/"] if mirror else list(self.mirrors)
+
     @property
     def class_names(self):
         if self.name == "MNIST":  # torchvision's are "0 - zero", …: a digit is its own name
@@ -191,14 +199,13 @@ def find_data(info, data_dir, sample, mirror=""):
     try:
         return whole_data(info, data_dir, mirror)
     except OSError as error:
-        return sample_instead(info, Path(data_dir) / info.name / "raw", error,
-                              [mirror.rstrip("/") + "/"] if mirror else list(info.mirrors))
+        return sample_instead(info, info.raw_folder(data_dir), error, info.addresses(mirror))
 
 
 def whole_data(info, data_dir, mirror):
     """data_dir, once the dataset's files are there and whole, downloaded where missing; OSError
     where they cannot be downloaded."""
-    raw_dir = Path(data_dir) / info.name / "raw"
+    raw_dir = info.raw_folder(data_dir)
     remedy = " Delete the file to download it again, copy a whole one there, or use --sample."
     problems = data_problems(raw_dir)
     if problems:
@@ -206,7 +213,7 @@ def whole_data(info, data_dir, mirror):
         stop(f"{info.name} in {readable(raw_dir)} cannot be used: {'; '.join(problems)}."
              f"{remedy if damaged else ''}")
     try:
-        download(raw_dir, [mirror.rstrip("/") + "/"] if mirror else list(info.mirrors))
+        download(raw_dir, info.addresses(mirror))
     except ValueError as error:
         stop(f"{info.name} in {readable(raw_dir)} cannot be used: {error}.{remedy}")
     return Path(data_dir)
@@ -219,9 +226,9 @@ def get_data(info, data_dir, mirror=""):
     try:
         whole_data(info, data_dir, mirror)
     except OSError as error:
-        stop(f"could not download {info.name} into {readable(Path(data_dir) / info.name)} "
+        stop(f"could not download {info.name} into {readable(info.raw_folder(data_dir).parent)} "
              f"({error.strerror or error}). Run --get-data where the internet answers (on a "
              f"cluster, the login node), name a --mirror, or copy the four files by hand "
              f"(docs/troubleshooting.md)")
-    print(f"{info.name} is whole in {readable(Path(data_dir) / info.name / 'raw')}: the lesson "
+    print(f"{info.name} is whole in {readable(info.raw_folder(data_dir))}: the lesson "
           f"will read it from there.")

@@ -198,7 +198,7 @@ def free_space_line(what, folder):
 
 
 def download_line(dataset, mirror):
-    address = (mirror.rstrip("/") + "/") if mirror else DATASETS[dataset].mirrors[0]
+    address = DATASETS[dataset].addresses(mirror)[0]
     probe = address + next(iter(IDX_FILES)) + ".gz"
     try:
         with urllib.request.urlopen(urllib.request.Request(probe, method="HEAD"), timeout=3):

@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from helpers import require
+from helpers import free_port, require
 
 
 class SlurmCluster:
@@ -33,7 +33,7 @@ class SlurmCluster:
     def write_config(self, munge_socket):
         with open("/proc/meminfo") as meminfo:
             megabytes = int(meminfo.readline().split()[1]) // 1024
-        ports = free_ports(2)
+        ports = [free_port(), free_port()]
         (self.folder / "state").mkdir()
         (self.folder / "spool").mkdir()
         settings = {
@@ -108,13 +108,3 @@ class SlurmCluster:
         for pid_file in self.pid_files:
             if pid_file.exists():
                 os.kill(int(pid_file.read_text()), signal.SIGTERM)
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for probe in sockets:
-        probe.bind(("127.0.0.1", 0))
-    ports = [probe.getsockname()[1] for probe in sockets]
-    for probe in sockets:
-        probe.close()
-    return ports
