@@ -24,6 +24,9 @@ import torch
 from jupyter_client.manager import start_new_kernel
 from torchvision import datasets
 
+import mnistlab_saved as saved
+import mnistlab_tools as tools
+
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "mnistlab.py"
 NOTEBOOK = REPO / "mnistlab.ipynb"
@@ -121,6 +124,17 @@ def lesson_parameters():
         name: ast.literal_eval(parameter["default"])
         for name, parameter in papermill.inspect_notebook(str(NOTEBOOK)).items()
     }
+
+
+def training_run(out_dir, images=2000, *options, epochs=2, network=saved.DigitNet):
+    """A TrainingRun with the lesson's settings on the sample for `epochs`, saving into out_dir,
+    around a fresh network and blank images: for tests that drive its epochs by hand."""
+    settings = tools.read_settings(lesson_parameters(), ["--sample", "--epochs", str(epochs),
+                                                         "--out-dir", str(out_dir), *options], {})
+    torch.manual_seed(0)
+    model = network(settings.channels)
+    optimizer, scheduler = saved.one_cycle_adam(model, settings.lr, epochs * 16)
+    return tools.TrainingRun(settings, model, optimizer, scheduler, torch.zeros(images, 1, 28, 28))
 
 
 class Kernel:

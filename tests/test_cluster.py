@@ -13,10 +13,9 @@ import time
 import pytest
 import torch
 
-import mnistlab_saved as saved
 import mnistlab_tools as tools
 from helpers import (REPO, RESULT, Server, assert_plain_stop, fresh_clone, lesson_environment,
-                     lesson_parameters, run_lesson)
+                     run_lesson, training_run)
 from slurm_cluster import SlurmCluster
 
 # One worker runs these, and with them the one cluster: jobs of two would share the cores.
@@ -226,21 +225,13 @@ def test_the_vscode_helper_prefers_a_job_named_vscode_and_refuses_several_nodes(
 
 # The lesson's side, without Slurm: a terminal run sent the signals Slurm sends.
 
-def training_run(out_dir):
-    settings = tools.read_settings(lesson_parameters(), ["--sample", "--epochs", "3",
-                                                         "--out-dir", str(out_dir)], {})
-    model = saved.DigitNet(settings.channels)
-    optimizer, scheduler = saved.one_cycle_adam(model, settings.lr, 3 * 16)
-    return tools.TrainingRun(settings, model, optimizer, scheduler, torch.zeros(2000, 1, 28, 28))
-
-
 @pytest.mark.parametrize("number, saved_epochs, status", [
     (signal.SIGUSR1, 1, 75), (signal.SIGUSR1, 0, 2), (signal.SIGTERM, 1, 143),
     (signal.SIGTERM, 0, 143)])
 def test_a_signal_ends_the_run_after_its_batch_with_a_status_for_the_batch_script(
         tmp_path, capsys, number, saved_epochs, status):
     before = signal.getsignal(number)
-    with pytest.raises(SystemExit) as ended, training_run(tmp_path) as run:
+    with pytest.raises(SystemExit) as ended, training_run(tmp_path, epochs=3) as run:
         for epoch in run.epochs():
             if epoch > saved_epochs:
                 os.kill(os.getpid(), number)

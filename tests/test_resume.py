@@ -8,19 +8,7 @@ import torch
 from torch import nn
 
 import mnistlab_saved as saved
-import mnistlab_tools as tools
-from helpers import lesson_parameters
-
-CELL = lesson_parameters()
-
-
-def training_run(out_dir, images=2000, *options, network=saved.DigitNet):
-    settings = tools.read_settings(CELL, ["--sample", "--epochs", "2", "--out-dir",
-                                          str(out_dir), *options], {})
-    torch.manual_seed(0)
-    model = network(settings.channels)
-    optimizer, scheduler = saved.one_cycle_adam(model, settings.lr, 2 * 16)
-    return tools.TrainingRun(settings, model, optimizer, scheduler, torch.zeros(images, 1, 28, 28))
+from helpers import training_run
 
 
 def cut_after_epoch_one(out_dir):
