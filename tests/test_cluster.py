@@ -84,6 +84,7 @@ def test_a_job_warned_of_its_time_limit_requeues_itself_and_ends_as_an_uncut_run
     assert "Stopped by SIGUSR1 (the warning before the job's time limit) in epoch " in cut_output
     assert "Exited with exit code 75" in cut_output
     assert f"Job {cut}: the time limit is near; requeueing it" in cut_output
+    assert 'srun\'s "exit code 75" above is this planned stop.' in cut_output
     assert "times requeued: 1;" in cut_output and "Resuming the run in " in cut_output
     results = [RESULT.search(output)["accuracy"] for output in (uncut_output, cut_output)]
     print(f"Test accuracy: {results[0]} % uncut, {results[1]} % requeued after epoch 1")
