@@ -108,6 +108,14 @@ def test_sigterm_from_slurm_stops_the_lesson_after_its_batch_and_slurm_requeues_
     slurm.run("scancel", job)
 
 
+def sleeping_job(slurm, cwd, *options):
+    """The id of a running job that only holds its share of the node, as one held for VS Code."""
+    job = slurm.run("sbatch", "--parsable", "--cpus-per-task=1", "--mem=100M", *options,
+                    "--wrap", "sleep 120", cwd=cwd)
+    slurm.wait_for(job, "JobState", {"RUNNING"})
+    return job
+
+
 def doctor(slurm, clone, *command):
     answer = subprocess.run([*command, ".venv/bin/python", "mnistlab.py", "--doctor"], cwd=clone,
                             env=slurm.environment, capture_output=True, text=True, timeout=60)
@@ -124,9 +132,7 @@ def test_the_doctor_knows_a_job_a_node_with_your_job_and_a_login_node(slurm, clo
     outside = doctor(slurm, clone)
     assert f"Slurm: {slurm.node} is a login node (Slurm answers, and this shell is in no job)" \
         in outside and "sbatch slurm/train.sbatch" in outside
-    sleeping = slurm.run("sbatch", "--parsable", "--cpus-per-task=1", "--mem=100M",
-                         "--wrap", "sleep 120", cwd=clone)
-    slurm.wait_for(sleeping, "JobState", {"RUNNING"})
+    sleeping = sleeping_job(slurm, clone)
     beside = doctor(slurm, clone)
     assert f"Slurm: your job {sleeping} runs on this node ({slurm.node}), but this shell is " \
            f"outside it" in beside
@@ -183,10 +189,7 @@ def vscode_node():
 
 
 def test_the_vscode_helper_writes_your_jobs_node_into_the_ssh_config(slurm, tmp_path):
-    jobs = [slurm.run("sbatch", "--parsable", "--cpus-per-task=1", "--mem=100M", *name,
-                      "--wrap", "sleep 120", cwd=tmp_path) for name in (["--job-name=vscode"], [])]
-    for job in jobs:
-        slurm.wait_for(job, "JobState", {"RUNNING"})
+    jobs = [sleeping_job(slurm, tmp_path, *name) for name in (["--job-name=vscode"], [])]
     (tmp_path / "ssh").mkdir()
     (tmp_path / "etc-slurm").mkdir()
     shutil.copy(slurm.environment["SLURM_CONF"], tmp_path / "etc-slurm" / "slurm.conf")
