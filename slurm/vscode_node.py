@@ -14,6 +14,7 @@ Standard library only, for any Python 3.8 or newer.
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,12 @@ def with_block(config, block):
     return config + ("\n" if config and not config.endswith("\n") else "") + block
 
 
+def stop(message):
+    """A mistake or a missing job: one line, and exit status 2, as the lesson's own stops."""
+    print(f"vscode_node: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("login", help="the login node's Host in ~/.ssh/config, e.g. mnist-server")
@@ -67,18 +74,20 @@ def main():
     login, config = arguments.login, arguments.config
     asked = subprocess.run(["ssh", login, SQUEUE], capture_output=True, text=True)
     if asked.returncode != 0:
-        sys.exit(f"vscode_node: ssh {login} squeue failed: {asked.stderr.strip()}")
+        stop(f"ssh {login} squeue failed: {asked.stderr.strip()}")
     found = node_of(asked.stdout)
     if found is None:
-        sys.exit(f"vscode_node: you have no running job on {login}. Start one there first, such "
-                 f"as: salloc --job-name=vscode --cpus-per-task=4 --mem=8G --time=2:00:00")
+        stop(f"you have no running job on {login}. Start one there first, such as: salloc "
+             f"--job-name=vscode --cpus-per-task=4 --mem=8G --time=2:00:00")
     job, node = found
     if node is None:
-        sys.exit(f"vscode_node: job {job} runs on several nodes; ask for one (--nodes=1)")
+        stop(f"job {job} runs on several nodes; ask for one (--nodes=1)")
     config.parent.mkdir(mode=0o700, exist_ok=True)
     before = config.read_text() if config.exists() else ""
     written = config.with_name(config.name + ".partial")  # whole, or the old one stays
     written.write_text(with_block(before, node_block(node, login, *login_settings(login))))
+    if config.exists():
+        shutil.copymode(config, written)  # a config only you may read stays so
     os.replace(written, config)
     print(f"mnist-node is now {node}, the node of your job {job}, through {login}: in VS Code, "
           f"Remote-SSH: Connect to Host… → mnist-node")

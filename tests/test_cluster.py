@@ -189,7 +189,6 @@ def vscode_node():
 
 
 def test_the_vscode_helper_writes_your_jobs_node_into_the_ssh_config(slurm, tmp_path):
-    jobs = [sleeping_job(slurm, tmp_path, *name) for name in (["--job-name=vscode"], [])]
     (tmp_path / "ssh").mkdir()
     (tmp_path / "etc-slurm").mkdir()
     shutil.copy(slurm.environment["SLURM_CONF"], tmp_path / "etc-slurm" / "slurm.conf")
@@ -202,9 +201,14 @@ def test_the_vscode_helper_writes_your_jobs_node_into_the_ssh_config(slurm, tmp_
             f"cp ~/.ssh/id_ed25519.pub ~/.ssh/authorized_keys && "
             f"ssh-keyscan -p {login.port} 127.0.0.1 > ~/.ssh/known_hosts 2>/dev/null && "
             f"printf 'Host mnist-server\\n HostName 127.0.0.1\\n Port {login.port}\\n User "
-            f"root\\n' > ~/.ssh/config")
+            f"root\\n' > ~/.ssh/config && chmod 600 ~/.ssh/config")
         assert made.returncode == 0, made.stderr
         helper = f"{sys.executable} {REPO / 'slurm' / 'vscode_node.py'} mnist-server"
+        too_soon = login.inside(helper)
+        assert (too_soon.returncode, too_soon.stdout) == (2, ""), too_soon.stderr
+        assert too_soon.stderr.startswith("vscode_node: you have no running job on mnist-server")
+        assert "Traceback" not in too_soon.stderr
+        jobs = [sleeping_job(slurm, tmp_path, *name) for name in (["--job-name=vscode"], [])]
         for _ in range(2):  # the second run rewrites its block, and adds none
             wrote = login.inside(helper)
             assert wrote.returncode == 0, wrote.stderr
@@ -212,6 +216,7 @@ def test_the_vscode_helper_writes_your_jobs_node_into_the_ssh_config(slurm, tmp_
                                        f"{jobs[0]}, through mnist-server")
         config = login.inside("cat ~/.ssh/config").stdout
         assert config.startswith("Host mnist-server\n") and config.count("Host mnist-node") == 1
+        assert login.inside("stat -c %a ~/.ssh/config").stdout.strip() == "600"
         shown = login.inside("ssh -G mnist-node").stdout.splitlines()
         assert {f"hostname {slurm.node}", "proxyjump mnist-server", "user root"} <= set(shown)
     for job in jobs:
