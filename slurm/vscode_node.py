@@ -7,7 +7,8 @@ mnist-server is the login node's Host in your laptop's ~/.ssh/config. The script
 node over SSH for the node of your newest running job named vscode (or, with no job of that name,
 of your newest running job), and writes it into the Host block mnist-node of ~/.ssh/config,
 which hops to the node through the login node. In VS Code, Remote-SSH: Connect to Host… →
-mnist-node. Run it again for each new job: it rewrites its own block and nothing else.
+mnist-node. Run it again for each new job: it rewrites its own block and nothing else, and the
+rest of the file stays as it was, to the byte.
 Standard library only, for any Python 3.8 or newer.
 """
 
@@ -17,27 +18,34 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 START = "# >>> mnist-node: written by mnistlab's slurm/vscode_node.py; it rewrites this block >>>"
 END = "# <<< mnist-node <<<"
-# Your running jobs, newest first: id, name, node.
-SQUEUE = "squeue --me --states=RUNNING --noheader --sort=-i --format='%i %j %N'"
+# Your running jobs, newest first: id, node, and last the name, which may hold spaces.
+SQUEUE = "squeue --me --states=RUNNING --noheader --sort=-i --format='%i|%N|%j'"
+HOST_OR_MATCH = re.compile(r"\s*(host|match)\b\s*=?\s*(.*)", re.I)
+# A host name as DNS allows it: labels of letters, digits and dashes, joined by dots.
+NODE_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(\.(?!-)[A-Za-z0-9-]{1,63})*")
 
 
 def node_of(jobs, name="vscode"):
-    """(job, node) from squeue's lines: the newest job named `name`, or else the newest job."""
-    rows = [line.split() for line in jobs.splitlines() if len(line.split()) == 3]
-    chosen = [row for row in rows if row[1] == name] or rows
+    """(job, node) from squeue's lines: the newest job named `name`, or else the newest job; node
+    is None where the job runs on several nodes."""
+    rows = [line.strip().split("|", 2) for line in jobs.splitlines() if line.count("|") >= 2]
+    chosen = [row for row in rows if row[2] == name] or rows
     if not chosen:
         return None
-    job, _, nodes = chosen[0]
-    return job, None if re.search(r"[,\[]", nodes) else nodes  # None: several nodes
+    job, nodes, _ = chosen[0]
+    return job, None if re.search(r"[,\[]", nodes) else nodes
 
 
 def login_settings(login):
     """The user and the existing key files that `ssh -G` says the login node's Host uses."""
-    shown = subprocess.run(["ssh", "-G", login], capture_output=True, text=True, check=True)
+    shown = subprocess.run(["ssh", "-G", login], capture_output=True, text=True)
+    if shown.returncode != 0:
+        stop(f"ssh -G {login} failed: {shown.stderr.strip()}")
     pairs = [line.split(" ", 1) for line in shown.stdout.splitlines() if " " in line]
     user = next(value for key, value in pairs if key == "user")
     keys = [value for key, value in pairs if key == "identityfile"
@@ -45,18 +53,89 @@ def login_settings(login):
     return user, keys
 
 
+def quoted(value):
+    """A value as ssh_config must have it: in double quotes where it holds a space (a Windows
+    path, say), which would otherwise end it."""
+    return f'"{value}"' if re.search(r'[\s#]', value) else value
+
+
 def node_block(node, login, user, keys):
-    lines = [START, "Host mnist-node", f"    HostName {node}", f"    User {user}",
-             *(f"    IdentityFile {key}" for key in keys), f"    ProxyJump {login}", END]
-    return "\n".join(lines) + "\n"
+    lines = [START, "Host mnist-node", f"    HostName {node}", f"    User {quoted(user)}",
+             *(f"    IdentityFile {quoted(key)}" for key in keys), f"    ProxyJump {login}", END]
+    return [line + "\n" for line in lines]
+
+
+def names_mnist_node(line):
+    found = HOST_OR_MATCH.match(line)
+    return bool(found) and found.group(1).lower() == "host" and "mnist-node" in [
+        pattern.strip('"') for pattern in found.group(2).split()]
+
+
+def written_block(lines):
+    """(first, after) of the lines of the block this script wrote before, or None. With its end
+    marker deleted by hand, it ends before the next Host or Match; with its start marker
+    deleted, it starts at its Host line."""
+    starts = [i for i, line in enumerate(lines) if line.strip() == START]
+    ends = [i for i, line in enumerate(lines) if line.strip() == END]
+    if starts:
+        ends = [i for i in ends if i > starts[0]]
+        if ends:
+            return starts[0], ends[0] + 1
+        hosts = [i for i in range(starts[0] + 2, len(lines)) if HOST_OR_MATCH.match(lines[i])]
+        return starts[0], hosts[0] if hosts else len(lines)
+    if ends:
+        hosts = [i for i in range(ends[0]) if HOST_OR_MATCH.match(lines[i])]
+        if hosts and names_mnist_node(lines[hosts[-1]]):
+            return hosts[-1], ends[0] + 1
+    return None
 
 
 def with_block(config, block):
-    """The SSH config text with `block` in place of the one written before, or added at its end."""
-    written = re.compile(re.escape(START) + ".*?" + re.escape(END) + r"\n?", re.S)
-    if written.search(config):
-        return written.sub(lambda _: block, config, count=1)
-    return config + ("\n" if config and not config.endswith("\n") else "") + block
+    """The SSH config text with `block` (lines) in place of the one written before, or added at
+    its end; a Host mnist-node block of another's making stops it, since SSH would take the
+    first HostName it finds, whichever block holds it."""
+    lines = config.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    where = written_block(lines)
+    first, after = where or (len(lines), len(lines))
+    others = [i + 1 for i, line in enumerate(lines) if names_mnist_node(line)
+              and not first <= i < after]
+    if others:
+        stop(f"your SSH config already has a Host mnist-node block that this script did not "
+             f"write (line {others[0]}), and SSH would use whichever comes first. Delete that "
+             f"block, or rename its Host, then run this again.")
+    return "".join(lines[:first] + block + lines[after:])
+
+
+def read_config(config):
+    """The SSH config's text ("" where there is none yet), or a stop that names why not."""
+    try:
+        return config.read_text()
+    except FileNotFoundError:
+        return ""
+    except (OSError, UnicodeDecodeError) as error:
+        stop(f"cannot read {config} ({getattr(error, 'strerror', None) or error}): ssh cannot "
+             f"read it either. Check it with ls -l {config} (yours, mode 600), then run this "
+             f"again.")
+
+
+def write_config(config, text):
+    """Write `text` over the SSH config, whole or not at all, through a new file beside it: into
+    the file a symbolic link points to (a config kept in a dotfiles repository, say), keeping its
+    mode, so that a config only you may read stays so."""
+    target = config.resolve()
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        if target.exists():
+            shutil.copymode(target, partial)
+        os.replace(partial, target)
+    except OSError as error:
+        Path(partial).unlink(missing_ok=True)
+        stop(f"cannot write {target} ({error.strerror or error}); it is as it was.")
 
 
 def stop(message):
@@ -72,6 +151,7 @@ def main():
                         help="the SSH config file to write (default: %(default)s)")
     arguments = parser.parse_args()
     login, config = arguments.login, arguments.config
+    before = read_config(config)
     asked = subprocess.run(["ssh", login, SQUEUE], capture_output=True, text=True)
     if asked.returncode != 0:
         stop(f"ssh {login} squeue failed: {asked.stderr.strip()}")
@@ -82,13 +162,10 @@ def main():
     job, node = found
     if node is None:
         stop(f"job {job} runs on several nodes; ask for one (--nodes=1)")
-    config.parent.mkdir(mode=0o700, exist_ok=True)
-    before = config.read_text() if config.exists() else ""
-    written = config.with_name(config.name + ".partial")  # whole, or the old one stays
-    written.write_text(with_block(before, node_block(node, login, *login_settings(login))))
-    if config.exists():
-        shutil.copymode(config, written)  # a config only you may read stays so
-    os.replace(written, config)
+    if not NODE_NAME.fullmatch(node):
+        stop(f"the login node named {node!r} as the node of job {job}, which is not a host name; "
+             f"nothing was written. Ask your centre which node it runs on (squeue -j {job}).")
+    write_config(config, with_block(before, node_block(node, login, *login_settings(login))))
     print(f"mnist-node is now {node}, the node of your job {job}, through {login}: in VS Code, "
           f"Remote-SSH: Connect to Host… → mnist-node")
 
