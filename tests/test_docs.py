@@ -148,10 +148,26 @@ def git(*arguments, cwd, **options):
                            *arguments], cwd=cwd, capture_output=True, text=True, **options)
 
 
-def test_a_commit_keeps_the_edit_of_the_script_when_a_stale_notebook_was_saved_after_it(tmp_path):
-    """Edit the script, then VS Code saves the notebook as it was: the pre-commit hook must take
-    the staged script as the source, not the newer notebook, and run from a commit made without
-    any environment on PATH, as VS Code's Source Control view makes it."""
+def edited_notebook(notebook, old, new):
+    """The notebook with `old` replaced by `new` in its cells, saved as Jupyter saves it."""
+    content = nbformat.read(notebook, as_version=4)
+    for cell in content.cells:
+        cell.source = cell.source.replace(old, new)
+    nbformat.write(content, notebook)
+
+
+def commit_at_the_first_try(edited, folder, environment):
+    assert git("add", edited, cwd=folder).returncode == 0
+    committed = git("commit", "-qm", f"edit {edited}", cwd=folder, env=environment)
+    assert committed.returncode == 0, committed.stdout + committed.stderr
+    assert git("status", "--porcelain", cwd=folder).stdout == ""  # nothing left to add
+
+
+def test_one_commit_takes_an_edit_of_either_file_with_its_pair_and_the_saved_module(tmp_path):
+    """Edit the script, then VS Code saves the notebook as it was: the hook takes the staged
+    script as the source, not the newer notebook. Then edit the notebook alone. Each commit goes
+    through at the first try, without any environment on PATH, as VS Code's Source Control view
+    commits, and takes the pair and mnistlab_saved.py in step."""
     pre_commit = shutil.which("pre-commit", path=f"{sys.prefix}/bin")
     if not pre_commit:
         pytest.skip("needs pre-commit, from tests/requirements.txt")
@@ -162,7 +178,7 @@ def test_a_commit_keeps_the_edit_of_the_script_when_a_stale_notebook_was_saved_a
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / ".hooks", tmp_path / ".hooks")
     (tmp_path / ".venv").symlink_to(sys.prefix)  # the quick start's .venv, ignored by git
-    (tmp_path / ".gitignore").write_text(".venv\n")
+    (tmp_path / ".gitignore").write_text(".venv\npre-commit-cache/\n")
     # As VS Code's Source Control view commits: no environment active, nothing of it on PATH.
     environment = {**os.environ, "PATH": "/usr/bin:/bin", "CONDA_PREFIX": "",
                    "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-cache")}
@@ -174,18 +190,17 @@ def test_a_commit_keeps_the_edit_of_the_script_when_a_stale_notebook_was_saved_a
 
     script, notebook = tmp_path / "mnistlab.py", tmp_path / "mnistlab.ipynb"
     stale = notebook.read_bytes()
-    edited = script.read_text().replace("# ## The learning curve\n", "# ## The curve, edited\n")
-    script.write_text(edited)
+    script.write_text(script.read_text().replace("# ## The learning curve\n",
+                                                 "# ## The curve, edited\n"))
     notebook.write_bytes(stale)  # saved later, so newer than the script
-    assert git("add", "mnistlab.py", cwd=tmp_path).returncode == 0
-    first = git("commit", "-qm", "edit the script", cwd=tmp_path, env=environment)
-    assert first.returncode != 0 and "git add mnistlab.ipynb" in first.stdout + first.stderr
-    assert git("add", "mnistlab.ipynb", cwd=tmp_path).returncode == 0
-    second = git("commit", "-qm", "edit the script", cwd=tmp_path, env=environment)
-    assert second.returncode == 0, second.stdout + second.stderr
-    for name in ("mnistlab.py", "mnistlab.ipynb"):
+    commit_at_the_first_try("mnistlab.py", tmp_path, environment)
+    edited_notebook(notebook, "split.data.float() / 255\n",
+                    "split.data.float() / 255  # from the notebook\n")
+    commit_at_the_first_try("mnistlab.ipynb", tmp_path, environment)
+    for name in ("mnistlab.py", "mnistlab.ipynb", "mnistlab_saved.py"):
         committed = git("show", f"HEAD:{name}", cwd=tmp_path).stdout
-        assert "## The curve, edited" in committed, name
+        assert "/ 255  # from the notebook" in committed, name
+        assert name == "mnistlab_saved.py" or "## The curve, edited" in committed, name
     assert outputs_in(notebook) == outputs_in(NOTEBOOK)
 
 
@@ -245,7 +260,7 @@ def test_vscode_recommends_the_extensions_the_readme_names():
 
 def test_the_pre_commit_hook_syncs_the_pair_from_the_staged_file():
     hooks = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
-    sync = next(hook for hook in hooks if "jupytext" in hook["entry"])
-    assert "--pre-commit-mode" in sync["entry"].split() and "--sync" in sync["entry"].split()
+    (sync,) = hooks
+    assert sync["entry"].split() == [".hooks/lesson-python", ".hooks/lesson_in_step.py"]
     assert re.search(sync["files"], "mnistlab.py") and re.search(sync["files"], "mnistlab.ipynb")
     assert ".pre-commit-config.yaml" in text_of("CONTRIBUTING.md")
