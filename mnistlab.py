@@ -490,8 +490,9 @@ if saved:
 # nothing like an MNIST digit. `prepare_digit` makes it into one, the way
 # MNIST's digits were made:
 #
-# 1. **Greyscale**, from 0 (black) to 1 (white), turned upright if the
-#    phone stored it on its side, and shrunk to at most 1,000 pixels a side.
+# 1. **Greyscale**, from 0 (black) to 1 (white), and turned upright if the
+#    phone stored it on its side. (`tools.prepare_photos`, which opens it,
+#    has shrunk it to at most a million pixels.)
 # 2. **Inverted** when the ink is darker than the paper: MNIST's digits are
 #    light strokes on black.
 # 3. **Paper removed**: the typical grey of the image (its median) becomes
@@ -517,7 +518,8 @@ if saved:
 #@save
 def stroke_width(digit):
     """How wide a digit's strokes are, in pixels: its ink over half the length of its edges."""
-    edges = digit.diff(dim=0).abs().sum() + digit.diff(dim=1).abs().sum()
+    framed = F.pad(digit, (1, 1, 1, 1))  # ink that meets the crop's border has an edge there too
+    edges = framed.diff(dim=0).abs().sum() + framed.diff(dim=1).abs().sum()
     return 2 * digit.sum().item() / max(edges.item(), 1e-6)
 
 
@@ -539,7 +541,6 @@ def cropped(digit):
 def prepare_digit(photo):
     """A 28 × 28 tensor of a photo or scan of one handwritten digit, made the way MNIST's were."""
     photo = ImageOps.exif_transpose(photo).convert("L")
-    photo.thumbnail((1000, 1000))
     grey = pil_to_tensor(photo)[0].float() / 255
     if grey.median() > 0.5:
         grey = 1 - grey

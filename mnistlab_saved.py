@@ -127,7 +127,8 @@ def one_cycle_adam(model, lr, total_steps):
 # From mnistlab.py, section "Your own handwriting"
 def stroke_width(digit):
     """How wide a digit's strokes are, in pixels: its ink over half the length of its edges."""
-    edges = digit.diff(dim=0).abs().sum() + digit.diff(dim=1).abs().sum()
+    framed = F.pad(digit, (1, 1, 1, 1))  # ink that meets the crop's border has an edge there too
+    edges = framed.diff(dim=0).abs().sum() + framed.diff(dim=1).abs().sum()
     return 2 * digit.sum().item() / max(edges.item(), 1e-6)
 
 
@@ -149,7 +150,6 @@ def cropped(digit):
 def prepare_digit(photo):
     """A 28 × 28 tensor of a photo or scan of one handwritten digit, made the way MNIST's were."""
     photo = ImageOps.exif_transpose(photo).convert("L")
-    photo.thumbnail((1000, 1000))
     grey = pil_to_tensor(photo)[0].float() / 255
     if grey.median() > 0.5:
         grey = 1 - grey

@@ -247,8 +247,8 @@ def test_a_file_is_written_whole_or_not_at_all(tmp_path):
     path = tmp_path / "model.pt"
     path.write_bytes(b"the previous, whole file")
 
-    def write_half_then_fail(partial):
-        partial.write_bytes(b"half a fi")
+    def write_half_then_fail(target):
+        target.write(b"half a fi")
         raise OSError(28, "No space left on device")
 
     assert tools.save_file(path, write_half_then_fail) is False
@@ -425,15 +425,51 @@ def test_16_bit_and_floating_point_grey_are_scaled_not_clipped(tmp_path, mode, s
     assert (prepared(path) - prepared(tmp_path / "plain.png")).abs().mean() < 0.03
 
 
-def test_a_photo_over_pillows_pixel_limit_is_read_in_reduced_form(tmp_path, monkeypatch):
-    seven().resize((1200, 1400)).save(tmp_path / "big.jpg")
-    seven().resize((1200, 1400)).save(tmp_path / "big.png")
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # as if each were a 100-megapixel photo
-    with pytest.raises(Image.DecompressionBombError):
-        Image.open(tmp_path / "big.png")
-    for name in ("big.jpg", "big.png"):
-        assert prepared(tmp_path / name).shape == (28, 28)
-    assert Image.MAX_IMAGE_PIXELS == 100_000
+def test_a_jpeg_is_decoded_reduced_and_a_decompression_bomb_is_refused(tmp_path, monkeypatch,
+                                                                         capsys):
+    seven().resize((4000, 4800)).save(tmp_path / "big.jpg")
+    seven().resize((4000, 4800)).save(tmp_path / "big.png")
+    # As if each were a 40,000 × 48,000 photo, beyond what Pillow decodes.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)
+    photo = tools.open_photo(tmp_path / "big.jpg")  # decoded at a quarter of each side
+    assert photo.width * photo.height <= tools.MOST_PIXELS
+    assert prepared(tmp_path / "big.jpg").shape == (28, 28)
+    with pytest.raises(SystemExit):
+        prepared(tmp_path / "big.png")
+    assert "big.png: it is 4,000 × 4,800 pixels, more than the 2,000,000 that can be decoded " \
+           "safely" in capsys.readouterr().err
+    assert Image.MAX_IMAGE_PIXELS == 1_000_000
+
+
+def test_a_long_narrow_photo_keeps_its_narrow_side():
+    assert tools.fitting((12, 5000)) == (12, 5000)
+    assert tools.fitting((4000, 3000)) == (1155, 866)
+    width, height = tools.fitting((20, 100_000))
+    assert width >= 3 and width * height <= tools.MOST_PIXELS * 1.01
+
+
+def stroke_photo(mode):
+    """One clear vertical stroke, a 1, on a photo 12 pixels wide and 5,000 tall."""
+    ink = np.zeros((5000, 12), dtype=bool)
+    ink[300:4700, 4:8] = True
+    if mode == "white on transparent":
+        rgba = np.zeros((5000, 12, 4), dtype=np.uint8)
+        rgba[ink] = (255, 255, 255, 255)
+        return Image.fromarray(rgba, "RGBA")
+    grey = np.where(ink, 0.05, 0.9).astype(np.float32)
+    if mode == "float with NaN":
+        grey[0, 0] = np.nan
+    return Image.fromarray(grey if mode == "float with NaN" else (grey * 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("mode", ["grey", "white on transparent", "float with NaN"])
+def test_ink_in_the_alpha_a_narrow_photo_and_a_nan_pixel_are_read_not_blank(tmp_path, mode):
+    path = tmp_path / ("one.tif" if mode == "float with NaN" else "one.png")
+    stroke_photo(mode).save(path)
+    digit = prepared(path)
+    assert digit.sum() > 20  # ink, not "it looks blank"
+    columns = digit.sum(dim=0).nonzero().flatten()
+    assert columns.max() - columns.min() <= 8  # a tall, narrow stroke: a 1
 
 
 @pytest.mark.parametrize("make, phrase", [
@@ -491,7 +527,7 @@ def test_what_a_killed_run_left_half_written_is_removed_by_the_next_save(tmp_pat
     left.write_bytes(b"half")
     writing = tmp_path / f".f.{os.getppid()}.partial"  # a run still alive, writing f now
     writing.write_bytes(b"in progress")
-    assert tools.save_file(tmp_path / "f", lambda partial: partial.write_bytes(b"whole"))
+    assert tools.save_file(tmp_path / "f", lambda target: target.write(b"whole"))
     assert not left.exists() and writing.exists()
     assert (tmp_path / "f").read_bytes() == b"whole"
 
