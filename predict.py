@@ -54,6 +54,9 @@ def read_photos(paths, checkpoint, device):
 
 def main(arguments=None, environment=os.environ):
     options = read_options(arguments, environment)
+    missing = tools.missing_requirements()
+    if missing:  # better said in a line than as an ImportError
+        tools.stop(tools.install_advice(missing))
     checkpoint = options.checkpoint or tools.checkpoint_path(options.out_dir, "mnist")
     device, _ = tools.pick_device(options.device_name)
     try:

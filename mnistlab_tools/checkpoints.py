@@ -3,12 +3,13 @@ loaded with weights_only, so that a checkpoint from elsewhere cannot run code.""
 
 import math
 import pickle
+import shlex
 from pathlib import Path
 
 import torch
 
 from .console import readable
-from .files import save_file
+from .files import NotARegularFile, open_regular, save_file
 from .settings import DATASET_NAMES
 
 
@@ -46,21 +47,22 @@ def saved_outcome(path):
 
 # How a network can be lesser than the one it would replace: the name it is saved under beside
 # the better one, and why.
-LESSER = {"cut-short": "it was cut short", "sample": "it was trained on the small sample"}
+LESSER = {"cut-short": "it was cut short", "sample": "it was trained on the small sample",
+          "lower": "it scored lower on the same test set"}
 
 
 def why_lesser(outcome, old):
     """Why (a key of LESSER) a network with this outcome must not replace the one whose outcome
-    is `old`, or None: cut short, or trained on the sample, and not measured better on the same
-    test set."""
+    is `old`, or None. Measured on the same test set, only a score as high or higher replaces
+    it; otherwise a network cut short, or trained on the sample, never replaces one."""
     if old is None:
         return None
-    lesser = ("cut-short" if not outcome["complete"] else
-              "sample" if outcome["data"] == "sample" else None)
-    measured_alike = old.get("data") == outcome["data"] and "accuracy" in old
-    if lesser and not (measured_alike and outcome["accuracy"] >= old["accuracy"]):
-        return lesser
-    return None
+    if old.get("data") == outcome["data"] and "accuracy" in old:
+        if outcome["accuracy"] >= old["accuracy"]:
+            return None
+        return "cut-short" if not outcome["complete"] else "lower"
+    return ("cut-short" if not outcome["complete"] else
+            "sample" if outcome["data"] == "sample" else None)
 
 
 def describe_outcome(old):
@@ -78,17 +80,21 @@ def kept_instead(path, outcome):
     if lesser is None:
         return None
     beside = path.with_name(f"{path.stem}.{lesser}{path.suffix}")
-    print(f"Kept {readable(path)} ({describe_outcome(old)}): this network is saved beside it as "
-          f"{readable(beside)}, since {LESSER[lesser]}. To use it all the same, give it to "
-          f"predict.py with --checkpoint, or rename it to {path.name}.")
+    print(f"Kept {readable(path)} ({describe_outcome(old)}): this network "
+          f"({outcome['accuracy']:.2f} %) is saved beside it as {readable(beside)}, since "
+          f"{LESSER[lesser]}. To use it all the same, give it to predict.py with --checkpoint, "
+          f"or put it in the other's place: mv {shlex.quote(readable(beside))} "
+          f"{shlex.quote(readable(path))}")
     return beside
 
 
 def read_checkpoint(path, device):
     """What torch.load finds at `path`, tensors alone; or a CheckpointError that says why not."""
     try:
-        # weights_only: tensors, numbers and strings alone: a file from elsewhere cannot run code
-        return torch.load(path, map_location=device, weights_only=True)
+        with open_regular(path) as file:  # a pipe or a device would block torch.load, or never end
+            # weights_only: tensors, numbers and strings alone: a file from elsewhere cannot run
+            # code
+            return torch.load(file, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"There is no checkpoint at {readable(path)}: run the lesson to "
                               f"train and save one.") from None
@@ -98,14 +104,24 @@ def read_checkpoint(path, device):
                               f"checkpoint of your own.") from None
     except IsADirectoryError:
         raise CheckpointError(f"{readable(path)} is a folder, not a checkpoint.") from None
-    except pickle.UnpicklingError:  # what weights_only=True refuses: pickled Python objects
+    except NotARegularFile as error:
+        raise CheckpointError(f"{readable(path)} is {error.strerror}, not a checkpoint file: name "
+                              f"the .pt file the lesson saved.") from None
+    except pickle.UnpicklingError as error:
+        if "unsupported global" not in str(error).lower():  # random bytes, say
+            raise CheckpointError(damaged(path)) from None
+        # what weights_only=True refuses: pickled Python objects of named classes
         raise CheckpointError(f"{readable(path)} holds a whole pickled Python object, not the "
                               f"weights and settings the lesson saves, and such a file could run "
                               f"code when loaded. Run the lesson to save a checkpoint of its "
                               f"own.") from None
     except Exception:  # torch reports a damaged file in many ways, none of them for a learner
-        raise CheckpointError(f"{readable(path)} is damaged, incomplete, or not a PyTorch "
-                              f"checkpoint. Delete it and run the lesson again.") from None
+        raise CheckpointError(damaged(path)) from None
+
+
+def damaged(path):
+    return (f"{readable(path)} is damaged, incomplete, or not a PyTorch checkpoint. Delete it and "
+            f"run the lesson again.")
 
 
 def number(value):

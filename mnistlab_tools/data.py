@@ -5,7 +5,6 @@ it is imported only when the lesson asks for its dataset class."""
 import collections
 import gzip
 import importlib
-import os
 import sys
 import urllib.request
 import zlib
@@ -13,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .console import IN_NOTEBOOK, readable, stop
-from .files import HERE, NOT_WRITABLE, what_is_at, writing
+from .files import DISK_FULL, HERE, NOT_WRITABLE, folder_fault, open_regular, what_is_at, writing
 
 SAMPLE_DIR = HERE / "sample"
 
@@ -105,17 +104,16 @@ def data_problems(raw_dir):
 def unpack(packed, path, layout):
     """Unpack a .gz into `path` through a partial file, which is renamed only once it checks out."""
     try:
-        with writing(path) as partial:
-            with gzip.open(packed) as source, partial.open("wb") as target:
-                while chunk := source.read(1 << 20):
-                    target.write(chunk)
-            problem = idx_problem(partial, *layout)
+        with writing(path) as target, open_regular(packed) as file, gzip.open(file) as source:
+            while chunk := source.read(1 << 20):
+                target.write(chunk)
+            target.flush()
+            problem = idx_problem(Path(target.name), *layout)
             if problem:
-                raise ValueError(problem.replace(partial.name, packed.name + " unpacked"))
-            os.replace(partial, path)
+                raise ValueError(problem.replace(Path(target.name).name, packed.name + " unpacked"))
     except (OSError, EOFError, zlib.error) as error:
-        if getattr(error, "errno", None) in NOT_WRITABLE:
-            raise  # the folder, not the file, is at fault
+        if folder_fault(error):
+            raise  # the folder, not the file, is at fault: it cannot be written, or it is full
         raise ValueError(f"{packed.name} is damaged or incomplete ({error})") from None
 
 
@@ -127,8 +125,7 @@ def fetch(url, path):
     not a .gz file (a mirror's web page, say) is refused, and not kept."""
     from tqdm import tqdm  # only here: most runs download nothing
 
-    with urllib.request.urlopen(url, timeout=20) as response, writing(path) as partial, \
-            partial.open("wb") as target, \
+    with urllib.request.urlopen(url, timeout=20) as response, writing(path) as target, \
             tqdm(total=int(response.headers.get("Content-Length") or 0) or None, unit="B",
                  unit_scale=True, desc=f"downloading {Path(path).name}", mininterval=1,
                  file=sys.stdout if IN_NOTEBOOK else sys.stderr) as bar:
@@ -140,8 +137,6 @@ def fetch(url, path):
             target.write(chunk)
             bar.update(len(chunk))
             chunk = response.read(1 << 20)
-        target.close()
-        os.replace(partial, path)
 
 
 def fetch_from_any(mirrors, packed):
@@ -150,8 +145,8 @@ def fetch_from_any(mirrors, packed):
         try:
             return fetch(mirror + packed.name, packed)
         except (OSError, ValueError) as error:
-            if getattr(error, "errno", None) in NOT_WRITABLE:
-                raise  # no mirror helps when the folder cannot be written
+            if folder_fault(error):
+                raise  # no mirror helps when the folder cannot be written, or is full
             errors.append(f"{mirror}: {getattr(error, 'reason', None) or error}")
     raise ConnectionError("; ".join(errors))
 
@@ -168,20 +163,38 @@ def download(raw_dir, mirrors):
         unpack(packed, path, layout)
 
 
+def packed_files_there(raw_dir):
+    """Whether raw_dir holds the four .gz files, as fetched by hand."""
+    return all(what_is_at(raw_dir / f"{name}.gz") == "file" for name in IDX_FILES)
+
+
+def why_no_download(info, raw_dir, error, mirrors):
+    """What stood in the way of downloading or unpacking the dataset into raw_dir, and what to
+    do, named by its real cause: the folder, its disk, or the network."""
+    where = readable(error.filename or raw_dir)
+    if error.errno in DISK_FULL:
+        return (f"the disk of {where} is full ({error.strerror}): the dataset needs about 120 MB "
+                f"there. Make room, or name a folder on another disk with --data-dir")
+    if error.errno in NOT_WRITABLE and packed_files_there(raw_dir):
+        return (f"{readable(raw_dir)} holds the four .gz files, but cannot be written by you "
+                f"({error.strerror}), so they cannot be unpacked there. Unpack them into a "
+                f"folder of yours: --data-dir DIR --mirror {raw_dir.resolve().as_uri()}/")
+    if error.errno in NOT_WRITABLE:
+        return (f"{where} cannot be written by you ({error.strerror}). Name a folder you can "
+                f"write with --data-dir (data_dir in the parameters cell), or one that already "
+                f"holds {info.name}/raw/")
+    return (f"the download did not go through ({error.strerror or error}).\n"
+            f"To use the full dataset, fetch these four files on a machine with internet access\n"
+            f"  {'  '.join(name + '.gz' for name in IDX_FILES)}\n"
+            f"from {mirrors[0]} and copy them into\n"
+            f"  {raw_dir.resolve()}\n"
+            f"(or name a folder that holds {info.name}/raw/ with --data-dir)")
+
+
 def sample_instead(info, raw_dir, error, mirrors):
     """What to say when the files cannot be downloaded; the sample's folder, to go on with."""
-    if error.errno in NOT_WRITABLE:
-        print(f"Cannot download {info.name}: {readable(error.filename or raw_dir)} cannot be "
-              f"written by you ({error.strerror}). Name a folder you can write with --data-dir "
-              f"(data_dir in the parameters cell), or one that already holds {info.name}/raw/.")
-    else:  # no network, a refused connection, a full disk
-        print(f"Could not download {info.name} into {readable(raw_dir)} "
-              f"({error.strerror or error}).\n"
-              f"To use the full dataset, fetch these four files on a machine with internet access\n"
-              f"  {'  '.join(name + '.gz' for name in IDX_FILES)}\n"
-              f"from {mirrors[0]} and copy them into\n"
-              f"  {raw_dir.resolve()}\n"
-              f"(or name a folder that holds {info.name}/raw/ with --data-dir).")
+    print(f"Could not download {info.name} into {readable(raw_dir)}: "
+          f"{why_no_download(info, raw_dir, error, mirrors)}.")
     print(f"Going on with the small sample in {readable(SAMPLE_DIR)}/: the accuracy will be lower "
           f"than on the full dataset.\n")
     return SAMPLE_DIR
@@ -223,10 +236,14 @@ def get_data(info, data_dir, mirror=""):
     """--get-data: the dataset downloaded into data_dir and checked, then a line that says so, or
     a stop that says why not. On a cluster the login node reaches the internet; compute nodes
     often do not."""
+    raw_dir = info.raw_folder(data_dir)
     try:
         whole_data(info, data_dir, mirror)
     except OSError as error:
-        stop(f"could not download {info.name} into {readable(info.raw_folder(data_dir).parent)} "
+        if folder_fault(error):
+            stop(f"could not download {info.name} into {readable(raw_dir)}: "
+                 f"{why_no_download(info, raw_dir, error, info.addresses(mirror))}")
+        stop(f"could not download {info.name} into {readable(raw_dir.parent)} "
              f"({error.strerror or error}). Run --get-data where the internet answers (on a "
              f"cluster, the login node), name a --mirror, or copy the four files by hand "
              f"(docs/troubleshooting.md)")

@@ -1,11 +1,14 @@
 """Where to train: the device PyTorch can use, set up so that a seed repeats, and whether the
 network and its batches fit in its free memory."""
 
+import contextlib
 import copy
+import gc
 import os
 import re
 import subprocess
 import sys
+import traceback
 
 import torch
 
@@ -127,9 +130,15 @@ def pick_device(name, threads=0):
     name, why = chosen_device(name)
     device = torch.device(name)
     if device.type == "cpu":
+        cores = usable_cores()
+        if threads > cores:
+            why += (f"; threads = {threads} asked, but this process may use {cores} "
+                    f"core{'s' * (cores != 1)}, and more threads than cores wait on each other "
+                    f"(64 on 2 cores trained 19 times slower), so it uses {cores}")
+            threads = cores
         # 0: PyTorch's count as it started (OMP_NUM_THREADS, or the machine's cores), within
         # this job's, so that a run after one with threads set goes back to it.
-        torch.set_num_threads(threads or min(STARTING_THREADS, usable_cores()))
+        torch.set_num_threads(threads or min(STARTING_THREADS, cores))
     if device.type == "cuda":
         torch.cuda.set_device(device)
         # cuDNN would otherwise time several algorithms and keep the fastest, which varies by run.
@@ -206,3 +215,32 @@ def check_memory(model, images, batch_size):
         stop(f"this network trained on batches of {batch_size:,} needs about "
              f"{needed / 2**30:.1f} GiB, and {device} has {free / 2**30:.1f} GiB free: use a "
              f"smaller --channels or --batch-size")
+
+
+@contextlib.contextmanager
+def out_of_memory_stops(device, batch_size):
+    """Training and testing inside this end, if the device runs out of memory, with one line
+    that says how much was free and what to try; the memory the failed step held is given back,
+    so that in a kernel the next run goes on without a restart."""
+    message = None
+    try:
+        yield
+    except RuntimeError as error:  # torch.OutOfMemoryError is one, and MPS's error too
+        if "out of memory" not in str(error).lower():
+            raise
+        traceback.clear_frames(error.__traceback__)  # their tensors go with them
+        message = f"{device} ran out of memory with batches of {batch_size:,}"
+        if device.type == "cuda":
+            free, total = gpu_memory(device.index or 0)
+            message += (f" ({free / 2**30:.1f} of {total / 2**30:.1f} GiB free now). Try a "
+                        f"smaller --batch-size, another GPU (--device cuda:N), or nvidia-smi to "
+                        f"see who holds its memory.")
+        else:
+            message += ". Try a smaller --batch-size or --channels."
+    if message:  # outside the except block, so that no traceback keeps the tensors alive
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        elif device.type == "mps":
+            torch.mps.empty_cache()
+        stop(message)

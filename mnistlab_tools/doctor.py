@@ -165,7 +165,12 @@ def driver_line():
         return (f"NVIDIA driver: nvidia-smi answers, but not with a driver version "
                 f"({printable(first)[:120]!r}): the driver may not be loaded; run nvidia-smi "
                 f"alone to see more, and ask the server's administrator")
-    return f"NVIDIA driver {first}, for CUDA {driver_cuda_version()} at most"
+    cuda = driver_cuda_version()
+    if cuda is None:  # nvidia-smi's header says "CUDA Version: N/A", or nothing
+        return (f"NVIDIA driver {first}, which does not say which CUDA it supports (nvidia-smi "
+                f"shows none): its CUDA part may be missing or not loaded; run nvidia-smi alone "
+                f"to see more, and ask the server's administrator")
+    return f"NVIDIA driver {first}, for CUDA {cuda} at most"
 
 
 def gpu_lines(gpus):

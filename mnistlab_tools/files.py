@@ -1,39 +1,72 @@
-"""Writing files whole or not at all, and the one check of whether a folder can be written.
-Standard library only."""
+"""Writing files whole or not at all, through new files that nobody can plant a link at; reading
+only regular files; one training run in a folder at a time; and the one check of whether a
+folder can be written. Standard library only."""
 
 import contextlib
 import errno
 import glob
+import io
 import os
+import secrets
+import socket
 import stat
 import tempfile
+import time
 from pathlib import Path
 
-from .console import HALF_WRITTEN, readable
+from .console import HALF_WRITTEN, readable, stop
 
 HERE = Path(__file__).resolve().parent.parent  # the lesson's folder
 
 # Why a file cannot be written: no permission, or a read-only disk (a read-only clone).
 NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+# A full disk, or a full quota: the folder's fault, never the data's or the network's.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows, where links need rights to make
 
 
-def partial_path(path):
-    """Where to write `path` until it is whole: a hidden name of this process's own, so that two
-    runs writing the same file never write into each other's."""
+def folder_fault(error):
+    """Whether an OSError is the folder's: it cannot be written, or its disk is full."""
+    return getattr(error, "errno", None) in NOT_WRITABLE + DISK_FULL
+
+
+def new_partial_file(path):
+    """(partial, fd): a new, empty file beside `path`, open for writing, under a name nobody can
+    guess. O_EXCL creates it or fails, and never follows a link planted at the name, so that in
+    a folder others may write, nobody can make this process write into a file of theirs
+    choosing. The process id in the name tells whose it is (remove_leftovers)."""
     path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | NO_FOLLOW | getattr(os, "O_BINARY", 0)
+    while True:
+        partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.partial")
+        try:
+            return partial, os.open(partial, flags, 0o666)  # the umask decides its mode
+        except FileExistsError:  # planted, or a rare draw of the same name: draw again
+            continue
 
 
 @contextlib.contextmanager
 def writing(path):
-    """The partial file to write `path` through, removed afterwards unless renamed into place,
-    and by a quiet Ctrl-C too, which exits at once."""
-    partial = partial_path(path)
+    """A new file to write `path` through (see new_partial_file), open in binary, its .name the
+    partial file's path. Renamed into place when the block ends, and removed instead if the block
+    fails, or by a quiet Ctrl-C, which exits at once. A link at `path` itself is replaced, never
+    followed."""
+    partial, fd = new_partial_file(path)
     HALF_WRITTEN.add(partial)
     try:
-        yield partial
+        with open(str(partial), "wb", opener=lambda *_: fd) as target:
+            yield target
+            target.flush()
+            # The partial file must still be the one written: in a folder others may write, a
+            # link put in its place would otherwise be renamed into place.
+            now = os.lstat(partial)
+            if (now.st_dev, now.st_ino) != (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
+                raise OSError(errno.EEXIST, "someone replaced the file being written", partial)
+        os.replace(partial, path)
     finally:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            if os.path.lexists(partial):
+                os.unlink(partial)
         HALF_WRITTEN.discard(partial)
 
 
@@ -48,27 +81,39 @@ def alive(pid):
 
 
 def remove_leftovers(path):
-    """Remove the partial files of `path` that runs killed mid-write left (kill -9 allows no
-    clean-up); those of runs still writing are theirs."""
+    """Remove the partial files of `path` that this user's runs killed mid-write left (kill -9
+    allows no clean-up); those of runs still writing are theirs, and what others put there is
+    left alone."""
     prefix = f".{Path(path).name}."
     for partial in Path(path).parent.glob(f"{glob.escape(prefix)}*.partial"):
-        pid = partial.name[len(prefix):-len(".partial")]
-        if pid.isdigit() and not alive(int(pid)):
-            partial.unlink(missing_ok=True)
+        pid = partial.name[len(prefix):].split(".")[0]
+        with contextlib.suppress(OSError):
+            found = os.lstat(partial)
+            if (pid.isdigit() and not alive(int(pid)) and stat.S_ISREG(found.st_mode)
+                    and found.st_uid == os.getuid()):
+                partial.unlink()
+
+
+def why_not_saved(error):
+    """Why a file could not be saved, in a few words and what to do."""
+    number = getattr(error, "errno", None)
+    if number in DISK_FULL or "unexpected pos" in str(error):  # torch's words for a full disk
+        return ("No space left on device. Make room, or choose another folder with --out-dir")
+    reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+    return f"{reason}. Choose another folder with --out-dir"
 
 
 def save_file(path, write):
-    """Write a file whole or not at all; say so, rather than fail, when it cannot be written."""
+    """Write a file whole or not at all, through write(file), its folder made again if it was
+    removed meanwhile; say so, rather than fail, when it cannot be written."""
     try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         remove_leftovers(path)
-        with writing(path) as partial:
-            write(partial)
-            os.replace(partial, path)
+        with writing(path) as target:
+            write(target)
         return True
     except (OSError, RuntimeError) as error:  # torch.save reports a full disk as a RuntimeError
-        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
-        print(f"Warning: could not save {readable(path)} ({reason}). Make room, or choose another "
-              f"folder with --out-dir.")
+        print(f"Warning: could not save {readable(path)} ({why_not_saved(error)}).")
         return False
 
 
@@ -85,6 +130,32 @@ def what_is_at(path):
     return "file" if stat.S_ISREG(mode) else "folder" if stat.S_ISDIR(mode) else "other"
 
 
+class NotARegularFile(OSError):
+    """What open_regular finds instead of a regular file, in words: "a folder", "a pipe", …"""
+
+
+def kind_of(mode):
+    return ("a folder" if stat.S_ISDIR(mode) else "a pipe (FIFO)" if stat.S_ISFIFO(mode) else
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+
+
+def open_regular(path):
+    """`path` open for reading in binary, if it is a regular file; else NotARegularFile naming
+    what it is. O_NONBLOCK lets a pipe open at once, to be told apart rather than waited on."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(errno.EINVAL, kind_of(mode), str(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return io.open(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def why_not_writable(folder):
     """None if files can be written in `folder` (made if missing), else the reason in a few words.
     It writes and removes a file, since permissions, read-only disks and a file in the folder's
@@ -97,3 +168,66 @@ def why_not_writable(folder):
         return None
     except OSError as error:
         return error.strerror or str(error)
+
+
+LOCK_NAME = ".mnistlab-training.lock"
+
+
+@contextlib.contextmanager
+def training_alone(folder):
+    """While the block runs, no other run trains in `folder`: a second one stops in one line that
+    names this process. The operating system lets go of the lock when the process ends, however
+    it ends. Where the folder cannot be written, nothing there can be spoilt, and no lock is
+    taken; nor on systems without flock (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    lock = Path(folder) / LOCK_NAME
+    fd = open_lock(lock)
+    if fd is None:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 300, 0).decode("utf-8", "replace").strip() or "another run"
+            stop(f"{holder} is training in {readable(folder)} now, and two runs in one folder "
+                 f"would spoil each other's training state. Wait until it ends, or give this run "
+                 f"a folder of its own with --out-dir (MNISTLAB_OUT_DIR).")
+        with contextlib.suppress(OSError):  # a lock file of another user's may be read-only
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}, started "
+                          f"{time.strftime('%H:%M:%S')},".encode(), 0)
+        yield
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # and with it the lock
+
+
+def open_lock(lock):
+    """The lock file's descriptor, made if missing; None where the folder cannot be written. A
+    link planted at its name is refused, never followed."""
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | NO_FOLLOW, 0o666)
+    except PermissionError:
+        try:
+            fd = os.open(lock, os.O_RDONLY | NO_FOLLOW)  # another user's lock: flock needs no more
+        except OSError:
+            return None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            stop(f"{readable(lock)} is a link, not the lesson's lock file: someone put it there. "
+                 f"Remove it (ls -l shows who made it), or choose another folder with --out-dir.")
+        return None  # a read-only or missing folder: nothing to keep apart
+    found = os.fstat(fd)
+    if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1:  # a hard link: another's file
+        os.close(fd)
+        what = "a file of other names too" if stat.S_ISREG(found.st_mode) else kind_of(
+            found.st_mode)
+        stop(f"{readable(lock)} is not the lesson's lock file (it is {what}): someone put it "
+             f"there. Remove it, or choose another folder with --out-dir.")
+    return fd

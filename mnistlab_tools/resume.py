@@ -5,7 +5,7 @@ actually used, the network's layers, and each field it loads."""
 import torch
 
 from .console import display, readable, stop
-from .files import save_file, what_is_at
+from .files import NotARegularFile, open_regular, save_file, what_is_at
 
 # The settings a run's result depends on: a cut run resumes only with the same ones.
 RUN_SETTINGS = ("epochs", "batch_size", "lr", "seed", "channels", "augment", "dataset", "sample")
@@ -14,11 +14,13 @@ FIELDS = {"epoch": int, "settings": dict, "images": int, "history": dict, "model
           "optimizer": dict, "scheduler": dict, "cpu_random": torch.Tensor, "cuda_random": list}
 
 
-def save_training_state(path, epoch, settings, images, history, model, optimizer, scheduler):
+def save_training_state(path, epoch, settings, images, history, model, optimizer, scheduler,
+                        machine):
     """Everything a resumed run needs to end as if it had never been cut; False when it cannot be
-    written (and has said so)."""
+    written (and has said so). machine: see TrainingRun.machine."""
     state = {
         "epoch": epoch, "settings": settings, "images": images, "history": history,
+        "machine": machine,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(), "cpu_random": torch.get_rng_state(),
         "cuda_random": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
@@ -33,7 +35,10 @@ def refuse(path, why):
 def read_training_state(path, device):
     """The training checkpoint at `path`, each field of the type it must have."""
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        with open_regular(path) as file:  # a pipe would block torch.load
+            state = torch.load(file, map_location=device, weights_only=True)
+    except NotARegularFile as error:
+        refuse(path, f"is {error.strerror}, not a training checkpoint (remove it)")
     except Exception:  # damaged, cut short, unreadable, or not a checkpoint at all
         refuse(path, "cannot be read as a training checkpoint (delete it)")
     if not isinstance(state, dict):
@@ -70,10 +75,25 @@ def history_fits(history, epoch, epochs):
     return lists and 1 <= epoch <= epochs and len(numbers[0]) == epoch
 
 
-def resume_from(path, settings, images, model, optimizer, scheduler, history):
+def machine_note(saved, now):
+    """A line that says why a resumed run will not end exactly as an uncut one, or None: another
+    kind of device, or another number of CPU threads, which add up the same sums in another
+    order. A state saved before the machine was recorded says nothing of it."""
+    if not isinstance(saved, dict) or saved == now:
+        return None
+    if saved.get("device") != now["device"]:
+        then, here = saved.get("device"), now["device"]
+    else:
+        then, here = (f"{saved.get('threads')} CPU threads", f"{now['threads']}")
+    return (f"Note: the cut run trained on {then}, and this one goes on with {here} (--threads "
+            f"and --device choose), so it will end close to an uncut run, but not exactly as one.")
+
+
+def resume_from(path, settings, images, model, optimizer, scheduler, history, machine):
     """Load the cut run saved at `path` into the model, optimiser, scheduler, random generators
-    and history; the first epoch still to train. Where there is none, 1, with a note."""
-    if what_is_at(path) != "file":
+    and history; the first epoch still to train. Where there is none, 1, with a note. machine:
+    see TrainingRun.machine."""
+    if what_is_at(path) == "nothing":
         print(f"Nothing to resume: there is no cut run in {readable(path)}. Training starts "
               f"afresh.")
         return 1
@@ -86,10 +106,13 @@ def resume_from(path, settings, images, model, optimizer, scheduler, history):
     if state["cuda_random"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([random.cpu() for random in state["cuda_random"]])
     history.update(state["history"])
+    note = machine_note(state.get("machine"), machine)
     if state["epoch"] == settings["epochs"]:
         print(f"The run in {readable(path)} had finished all its {state['epoch']} epochs: there is "
               f"nothing left to train, and the cells below use its network.")
     else:
         print(f"Resuming the run in {readable(path)} after epoch {state['epoch']} of "
               f"{settings['epochs']}.")
+        if note:
+            print(note)
     return state["epoch"] + 1

@@ -92,6 +92,8 @@ def from_cell(setting, cell):
         raise SettingsError(
             f"the parameters cell has no {setting.name}: run it again, or restore it from git")
     value = cell[setting.name]
+    if value is None:  # papermill's -p NAME None, or a cell's None: the default
+        value = setting.default
     try:
         return setting.check(in_lesson_folder(value) if setting.check in PATH_CHECKS else value)
     except ValueError as error:

@@ -4,12 +4,12 @@ learn, TensorBoard, and the training checkpoint saved after each epoch, from whi
 on."""
 
 import contextlib
-import gc
 import math
+import os
+import shlex
 import signal
 import sys
 import time
-import traceback
 import warnings
 from pathlib import Path
 
@@ -17,8 +17,8 @@ import torch
 from tqdm import tqdm
 
 from .console import IN_NOTEBOOK, end_at_once, readable, stop
-from .device import gpu_memory
-from .files import what_is_at, why_not_writable
+from .device import out_of_memory_stops
+from .files import training_alone, what_is_at, why_not_writable
 from .resume import RUN_SETTINGS, resume_from, save_training_state
 from .settings import edited_since
 
@@ -70,35 +70,6 @@ class StopRequest:
             signal.signal(number, previous)
 
 
-@contextlib.contextmanager
-def out_of_memory_stops(device, batch_size):
-    """Training and testing inside this end, if the device runs out of memory, with one line
-    that says how much was free and what to try; the memory the failed step held is given back,
-    so that in a kernel the next run goes on without a restart."""
-    message = None
-    try:
-        yield
-    except RuntimeError as error:  # torch.OutOfMemoryError is one, and MPS's error too
-        if "out of memory" not in str(error).lower():
-            raise
-        traceback.clear_frames(error.__traceback__)  # their tensors go with them
-        message = f"{device} ran out of memory with batches of {batch_size:,}"
-        if device.type == "cuda":
-            free, total = gpu_memory(device.index or 0)
-            message += (f" ({free / 2**30:.1f} of {total / 2**30:.1f} GiB free now). Try a "
-                        f"smaller --batch-size, another GPU (--device cuda:N), or nvidia-smi to "
-                        f"see who holds its memory.")
-        else:
-            message += ". Try a smaller --batch-size or --channels."
-    if message:  # outside the except block, so that no traceback keeps the tensors alive
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        elif device.type == "mps":
-            torch.mps.empty_cache()
-        stop(message)
-
-
 def tensorboard_writer(log_dir, model, images):
     """A TensorBoard SummaryWriter in log_dir, with some training images and the network's graph."""
     from torch.utils.tensorboard import SummaryWriter  # only here: it needs the tensorboard package
@@ -148,7 +119,7 @@ class TrainingRun:
         self.steps_per_epoch = -(-len(images) // settings.batch_size)
         self.history = {"loss": [], "accuracy": []}
         self.resume_asked, self.trouble, self.seconds = settings.resume, None, 0.0
-        self.said_stopped, self.saved_epoch = False, None
+        self.said_stopped, self.saved_epoch, self.cut_short = False, None, False
         # Where nothing can be written, the lesson has said so already; say nothing each epoch.
         self.can_save = why_not_writable(settings.out_dir) is None
         self.log_dir = (Path(settings.out_dir) / "runs" /
@@ -162,20 +133,34 @@ class TrainingRun:
                   f"run the cell after the parameters cell, then the ones below it, again.")
 
     def __enter__(self):
-        if self.resume_asked:
-            self.first_epoch = self.resume()
-        else:  # a fresh run: the state of an older one must not be resumed in its stead
-            self.first_epoch = 1
-            with contextlib.suppress(OSError):
-                self.path.unlink(missing_ok=True)
-        if self.tensorboard:
-            self.writer = tensorboard_writer(self.log_dir, self.model, self.images)
         self.guards = contextlib.ExitStack()
-        self.stop_request = self.guards.enter_context(StopRequest())
-        self.guards.enter_context(out_of_memory_stops(self.images.device,
-                                                      self.settings["batch_size"]))
+        try:
+            # First: another run training in this folder keeps its state, and this one stops.
+            self.guards.enter_context(training_alone(self.path.parent))
+            self.first_epoch = self.start()
+            if self.tensorboard:
+                self.writer = tensorboard_writer(self.log_dir, self.model, self.images)
+            self.stop_request = self.guards.enter_context(StopRequest())
+            self.guards.enter_context(out_of_memory_stops(self.images.device,
+                                                          self.settings["batch_size"]))
+        except BaseException:  # a stop, in a kernel, must not keep the folder locked
+            self.guards.close()
+            raise
         self.started = time.perf_counter()
         return self
+
+    def start(self):
+        """The first epoch to train: after the cut run's last with --resume, else 1."""
+        if not self.resume_asked:  # a fresh run: the state of an older one must not be resumed
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
+            return 1
+        if not self.can_save:
+            stop(f"--resume: nothing can be saved in {readable(self.path.parent)} "
+                 f"({why_not_writable(self.path.parent)}), so an epoch trained now could never "
+                 f"be resumed, and the network would be lost. Choose a folder you can write with "
+                 f"--out-dir or MNISTLAB_OUT_DIR.")
+        return self.resume()
 
     def __exit__(self, *error):
         self.seconds = time.perf_counter() - self.started
@@ -225,6 +210,11 @@ class TrainingRun:
         after = ("--resume goes on after the last finished epoch"
                  if what_is_at(self.path) == "file" else
                  "--resume will find nothing to go on from, since no epoch finished")
+        if os.environ.get("SLURM_JOB_ID") and what_is_at(self.path) == "file":
+            # A new job has a folder of its own (slurm/train.sbatch): name this one to it.
+            after += (f": a requeued job does so by itself, and a new one when given this "
+                      f"folder, sbatch --export=ALL,MNISTLAB_OUT_DIR="
+                      f"{shlex.quote(readable(self.path.parent))} slurm/train.sbatch")
         ctrl_c = self.stop_signal == signal.SIGINT  # the lesson goes on with the network
         keeps = " The network keeps what it has learned so far;" if ctrl_c else ""
         print(f"Stopped by {STOP_SIGNALS[self.stop_signal]} {when}.{keeps} {after}.")
@@ -247,7 +237,8 @@ class TrainingRun:
             self.writer.add_scalar("accuracy/test", accuracy, epoch)
         self.history["loss"] += losses
         self.history["accuracy"].append(accuracy)
-        if self.interrupted:
+        if self.interrupted and len(losses) < self.steps_per_epoch:  # a whole epoch is finished
+            self.cut_short = True
             self.say_stopped(f"in epoch {epoch} of {self.settings['epochs']}, after {len(losses)} "
                              f"of {self.steps_per_epoch} batches")
             return
@@ -261,7 +252,7 @@ class TrainingRun:
     @property
     def complete(self):
         """Every epoch trained, none cut short."""
-        return not self.interrupted and len(self.history["accuracy"]) == self.settings["epochs"]
+        return not self.cut_short and len(self.history["accuracy"]) == self.settings["epochs"]
 
     def outcome(self, accuracy, on_sample):
         """How the network was trained and how well it did, for its checkpoint to record."""
@@ -277,10 +268,17 @@ class TrainingRun:
         if self.can_save:
             self.can_save = save_training_state(
                 self.path, epoch, self.settings, len(self.images), self.history, self.model,
-                self.optimizer, self.scheduler)
+                self.optimizer, self.scheduler, self.machine)
             if self.can_save:
                 self.saved_epoch = epoch
 
     def resume(self):
         return resume_from(self.path, self.settings, len(self.images), self.model,
-                           self.optimizer, self.scheduler, self.history)
+                           self.optimizer, self.scheduler, self.history, self.machine)
+
+    @property
+    def machine(self):
+        """What besides the settings decides the result: the kind of device, and on the CPU the
+        number of threads, which sum in another order."""
+        kind = self.images.device.type
+        return {"device": kind, "threads": torch.get_num_threads() if kind == "cpu" else 0}

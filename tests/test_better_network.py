@@ -27,7 +27,8 @@ def a_better_network(out_dir, trained_out_dir):
     ({"accuracy": 92.0, "data": "sample", "complete": True}, False),  # less data
     ({"accuracy": 99.2, "data": "full", "complete": False}, True),  # cut, but measured better
     ({"accuracy": 98.0, "data": "full", "complete": False}, False),  # cut, and worse
-    ({"accuracy": 97.0, "data": "full", "complete": True}, True),  # a whole run: the learner's
+    ({"accuracy": 97.0, "data": "full", "complete": True}, False),  # whole, and worse
+    ({"accuracy": 99.05, "data": "full", "complete": True}, True),  # whole, and as good
 ])
 def test_a_lesser_network_is_told_from_a_better_one(outcome, replaces):
     assert (tools.why_lesser(outcome, FULL) is None) == replaces
@@ -37,17 +38,27 @@ def test_a_lesser_network_is_told_from_a_better_one(outcome, replaces):
     assert (tools.why_lesser(outcome, {}) is None) == whole
 
 
-def test_a_sample_network_is_saved_beside_a_full_one(trained_out_dir, tmp_path, capsys):
+@pytest.mark.parametrize("outcome, name, why", [
+    ({"accuracy": 47.45, "data": "full", "complete": True}, "lower",
+     "since it scored lower on the same test set"),
+    ({"accuracy": 92.8, "data": "sample", "complete": True}, "sample",
+     "since it was trained on the small sample"),
+])
+def test_a_lesser_network_is_saved_beside_the_better_one(trained_out_dir, tmp_path, capsys,
+                                                         monkeypatch, outcome, name, why):
+    monkeypatch.chdir(tmp_path)
     before = a_better_network(tmp_path / "out", trained_out_dir)
     path = tools.save_checkpoint(tmp_path / "out" / "mnist_cnn.pt", saved.DigitNet(), 16, "mnist",
-                                 [str(digit) for digit in range(10)], 0.13, 0.31,
-                                 {"accuracy": 92.8, "data": "sample", "complete": True})
-    assert path == tmp_path / "out" / "mnist_cnn.sample.pt" and path.exists()
+                                 [str(digit) for digit in range(10)], 0.13, 0.31, outcome)
+    assert path == tmp_path / "out" / f"mnist_cnn.{name}.pt" and path.exists()
     assert (tmp_path / "out" / "mnist_cnn.pt").read_bytes() == before
     said = capsys.readouterr().out
-    assert "(99.05 % on the full test set)" in said and "trained on the small sample" in said
+    assert f"Kept out/mnist_cnn.pt (99.05 % on the full test set): this network " \
+           f"({outcome['accuracy']:.2f} %) is saved beside it as out/mnist_cnn.{name}.pt, " \
+           f"{why}" in said
+    assert f"mv out/mnist_cnn.{name}.pt out/mnist_cnn.pt" in said
     _, checkpoint = tools.load_checkpoint(path, saved.DigitNet, "cpu")
-    assert checkpoint["outcome"]["data"] == "sample"
+    assert checkpoint["outcome"] == outcome
 
 
 def test_ctrl_c_never_replaces_a_better_network(trained_out_dir, tmp_path):

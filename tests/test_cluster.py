@@ -14,8 +14,8 @@ import pytest
 import torch
 
 import mnistlab_tools as tools
-from helpers import (REPO, RESULT, Server, assert_plain_stop, fresh_clone, lesson_environment,
-                     run_lesson, training_run)
+from helpers import (REPO, RESULT, Server, as_a_user_without_rights, assert_plain_stop,
+                     fresh_clone, lesson_environment, run_lesson, tmpfs, training_run)
 from slurm_cluster import SlurmCluster
 
 # One worker runs these, and with them the one cluster: jobs of two would share the cores.
@@ -158,6 +158,34 @@ def test_a_job_submitted_from_elsewhere_is_told_where_to_submit_it(slurm, clone,
     assert slurm.job(job, "ExitCode") == "2:0"
 
 
+def test_a_job_whose_folder_can_save_nothing_fails_before_training(slurm, clone, tmp_path):
+    with tmpfs(tmp_path / "read-only", "1m") as folder:
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        job = submit(slurm, clone, settings=f"{SAMPLE_RUN},MNISTLAB_OUT_DIR={folder}")
+        slurm.wait_for(job, "JobState", {"COMPLETED", "FAILED"}, 120)
+    output = output_of(clone, job)
+    assert slurm.job(job, "JobState") == "FAILED" and slurm.job(job, "ExitCode") == "2:0"
+    assert "mnistlab: --resume: nothing can be saved in " in output
+    assert "(Read-only file system)" in output and "epoch 1" not in output
+
+
+def test_the_batch_script_never_names_a_blank_folder(clone, tmp_path):
+    """Outside Slurm, with the variables a job has, and a stand-in srun that shows what the
+    lesson would be given."""
+    (tmp_path / "srun").write_text(
+        '#!/bin/sh\necho "lesson gets MNISTLAB_OUT_DIR=[$MNISTLAB_OUT_DIR]"\n')
+    (tmp_path / "srun").chmod(0o755)
+    job = {"SLURM_SUBMIT_DIR": str(clone), "SLURM_JOB_ID": "77", "SLURM_JOB_NAME": "mnistlab",
+           "SLURMD_NODENAME": "node1", "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    for given, folder in [(" ", "outputs/slurm-77"), ("", "outputs/slurm-77"),
+                          ("outputs/slurm-76", "outputs/slurm-76")]:
+        ran = subprocess.run(["bash", str(clone / "slurm" / "train.sbatch")], capture_output=True,
+                             text=True, env={**os.environ, **job, "MNISTLAB_OUT_DIR": given})
+        assert ran.returncode == 0, ran.stderr
+        assert f"results go to {folder}\n" in ran.stdout and f"results in {folder}\n" in ran.stdout
+        assert f"lesson gets MNISTLAB_OUT_DIR=[{folder}]" in ran.stdout
+
+
 # The data, fetched on the login node for compute nodes that have no internet.
 
 def test_get_data_downloads_and_checks_the_files_then_stops(tmp_path, mirror):
@@ -225,11 +253,87 @@ def test_the_vscode_helper_writes_your_jobs_node_into_the_ssh_config(slurm, tmp_
 
 def test_the_vscode_helper_prefers_a_job_named_vscode_and_refuses_several_nodes():
     helper = vscode_node()
-    assert helper.node_of("12 vscode gpu07\n11 train gpu03\n") == ("12", "gpu07")
-    assert helper.node_of("13 train gpu03\n12 vscode gpu07\n") == ("12", "gpu07")
-    assert helper.node_of("13 train gpu03\n") == ("13", "gpu03")
-    assert helper.node_of("14 vscode gpu[01-02]\n") == ("14", None)
+    assert helper.node_of("12|gpu07|vscode\n11|gpu03|train\n") == ("12", "gpu07")
+    assert helper.node_of("13|gpu03|train\n12|gpu07|vscode\n") == ("12", "gpu07")
+    assert helper.node_of("13|gpu03|train\n") == ("13", "gpu03")
+    assert helper.node_of("14|gpu[01-02]|vscode\n") == ("14", None)
+    assert helper.node_of("15|gpu04|my run\n") == ("15", "gpu04")  # a name with a space
     assert helper.node_of("") is None
+
+
+HAND_WRITTEN = ('Host mnist-server\n    HostName login.example.org\n'
+                '    IdentityFile "~/.ssh/id ed"\n')
+OTHER = "Host other\n    HostName o.example.org\n"
+
+
+def config_with_node(helper, config, node="gpu07"):
+    return helper.with_block(config, helper.node_block(node, "mnist-server", "alice",
+                                                      ["~/.ssh/id ed25519"]))
+
+
+def test_the_vscode_helper_keeps_the_config_and_quotes_what_it_writes():
+    helper = vscode_node()
+    once = config_with_node(helper, HAND_WRITTEN)
+    assert once.startswith(HAND_WRITTEN)  # to the byte, quotes and all
+    assert '    IdentityFile "~/.ssh/id ed25519"\n' in once
+    again = config_with_node(helper, once + OTHER, "gpu08")
+    assert again.count("Host mnist-node") == 1 and "gpu08" in again and "gpu07" not in again
+    assert again.endswith(OTHER)
+
+
+@pytest.mark.parametrize("marker", ["END", "START"])
+def test_the_vscode_helper_replaces_its_block_with_a_marker_deleted(marker):
+    helper = vscode_node()
+    once = config_with_node(helper, HAND_WRITTEN) + OTHER
+    damaged = once.replace(getattr(helper, marker) + "\n", "")
+    again = config_with_node(helper, damaged, "gpu08")
+    assert again.count("Host mnist-node") == 1 and "gpu07" not in again
+    assert again.startswith(HAND_WRITTEN) and again.endswith(OTHER)
+
+
+def test_the_vscode_helper_refuses_a_hand_written_mnist_node_block(capsys):
+    helper = vscode_node()
+    with pytest.raises(SystemExit) as stopped:
+        config_with_node(helper, "Host mnist-node\n    HostName gpu01\n" + HAND_WRITTEN)
+    assert stopped.value.code == 2
+    assert "already has a Host mnist-node block that this script did not write (line 1)" in \
+        capsys.readouterr().err
+
+
+def run_helper(tmp_path, *arguments, squeue="12|gpu07|vscode", without_rights=False):
+    """vscode_node.py with a stand-in ssh on PATH: it answers squeue with `squeue`, and -G as
+    the real one does for a Host with a user and a key."""
+    (tmp_path / "bin").mkdir(exist_ok=True)
+    (tmp_path / "id ed25519").touch()
+    ssh = tmp_path / "bin" / "ssh"
+    ssh.write_text(f"#!/bin/sh\nif [ \"$1\" = -G ]; then printf 'user alice\\nidentityfile "
+                   f"{tmp_path}/id ed25519\\n'; else echo '{squeue}'; fi\n")
+    ssh.chmod(0o755)
+    user = as_a_user_without_rights() if without_rights else []
+    return subprocess.run([*user, sys.executable, str(REPO / "slurm" / "vscode_node.py"),
+                           "mnist-server", *arguments], capture_output=True, text=True,
+                          env={**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"})
+
+
+def test_the_vscode_helper_writes_through_a_link_and_names_what_it_cannot_use(tmp_path):
+    (tmp_path / "dotfiles").mkdir()
+    real = tmp_path / "dotfiles" / "ssh_config"
+    real.write_text(HAND_WRITTEN)
+    real.chmod(0o600)
+    (tmp_path / "config").symlink_to(real)
+    wrote = run_helper(tmp_path, "--config", str(tmp_path / "config"))
+    assert wrote.returncode == 0, wrote.stderr
+    assert (tmp_path / "config").is_symlink() and oct(real.stat().st_mode)[-3:] == "600"
+    assert f'IdentityFile "{tmp_path}/id ed25519"' in real.read_text()
+    odd = run_helper(tmp_path, "--config", str(tmp_path / "config"),
+                     squeue="12|gpu07;rm -rf ~|vscode")
+    assert odd.returncode == 2 and "'gpu07;rm -rf ~' as the node of job 12, which is not a " \
+        "host name" in odd.stderr
+    real.chmod(0)
+    unreadable = run_helper(tmp_path, "--config", str(tmp_path / "config"), without_rights=True)
+    assert (unreadable.returncode, unreadable.stdout) == (2, "")
+    assert unreadable.stderr.startswith(f"vscode_node: cannot read {tmp_path / 'config'} "
+                                        f"(Permission denied)"), unreadable.stderr
 
 
 # The lesson's side, without Slurm: a terminal run sent the signals Slurm sends.

@@ -140,6 +140,11 @@ def test_the_doctor_runs_in_a_python_without_pytorch(tmp_path):
                              cwd=tmp_path, env=lesson_environment(tmp_path / "out"),
                              capture_output=True, text=True, timeout=60)
     assert_plain_stop(trained, "Missing torch", "requirements.txt")
+    read = subprocess.run([str(tmp_path / "bare" / "bin" / "python"), str(REPO / "predict.py"),
+                           str(REPO / "sample" / "photo_of_a_7.jpg")], cwd=tmp_path,
+                          env=lesson_environment(tmp_path / "out"), capture_output=True,
+                          text=True, timeout=60)
+    assert_plain_stop(read, "Missing torch", "requirements.txt")
 
 
 def test_the_download_addresses_are_torchvisions():

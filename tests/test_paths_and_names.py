@@ -136,6 +136,7 @@ PYTORCH_INDEX = "--index-url https://download.pytorch.org/whl/"
     ("Driver Version: 550.54.15    CUDA Version: 12.4", PYTORCH_INDEX + "cu126"),
     ("Driver Version: 470.82.01    CUDA Version: 11.4", PYTORCH_INDEX + "cpu"),
     ("CUDA Version: ERR!", PYTORCH_INDEX + "cpu"),
+    ("Driver Version: 550.54.15    CUDA Version: N/A", PYTORCH_INDEX + "cpu"),
 ])
 def test_the_doctor_gives_the_install_command_for_the_drivers_cuda(tmp_path, monkeypatch,
                                                                     header, build):
@@ -150,6 +151,10 @@ def test_the_doctor_gives_the_install_command_for_the_drivers_cuda(tmp_path, mon
     driver = tools.driver_cuda_version()
     if built and driver and int(built.split(".")[0]) > int(driver.split(".")[0]):
         assert lines[1].endswith(command)  # the exact command, to paste
+    said = tools.driver_line()
+    assert said.startswith("NVIDIA driver 550.54.15, ") and "None" not in said
+    if driver is None:
+        assert "which does not say which CUDA it supports" in said
 
 
 def test_without_nvidia_smi_the_doctor_offers_the_cpu_build(tmp_path, monkeypatch):

@@ -324,7 +324,7 @@ def test_two_runs_writing_one_file_never_write_into_each_other(tmp_path):
               "from pathlib import Path\n"
               "for _ in range(40):\n"
               "    assert tools.save_file(Path(sys.argv[2]),"
-              " lambda p: p.write_bytes(sys.argv[3].encode() * 200_000))\n")
+              " lambda f: f.write(sys.argv[3].encode() * 200_000))\n")
     runs = [subprocess.Popen([sys.executable, "-c", writer, str(REPO), str(tmp_path / "f"), mark])
             for mark in "ab"]
     assert [run.wait(timeout=120) for run in runs] == [0, 0]
