@@ -35,6 +35,13 @@ def test_a_cut_run_resumes_after_its_last_finished_epoch(tmp_path, capsys):
     assert "after epoch 1 of 2" in capsys.readouterr().out
 
 
+def test_another_setting_is_named_with_both_values(tmp_path, capsys):
+    cut_after_epoch_one(tmp_path)
+    message = resumed(tmp_path, capsys, 2000, "--epochs", "5")
+    assert "was trained with epochs=2, and this one has epochs=5" in message
+    assert "Run without --resume to start afresh" in message
+
+
 def test_the_data_actually_used_must_be_the_same(tmp_path, capsys):
     cut_after_epoch_one(tmp_path)
     message = resumed(tmp_path, capsys, 60_000)

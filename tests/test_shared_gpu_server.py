@@ -13,7 +13,8 @@ import pytest
 import torch
 
 import mnistlab_tools as tools
-from helpers import RESULT, SCRIPT, lesson_environment, lesson_parameters, offline, run_lesson
+from helpers import (RESULT, SCRIPT, lesson_environment, lesson_parameters, offline, run_lesson,
+                     training_run)
 from helpers import assert_plain_stop
 
 
@@ -55,14 +56,21 @@ def test_the_doctor_finds_a_mirror_that_answers(mirror, monkeypatch):  # noqa: F
     assert tools.download_line("mnist", mirror) == f"Download address {mirror}: answers"
 
 
-@pytest.mark.parametrize("name", ["cuda:3", "cuda", "mps"])
-def test_a_device_that_is_not_here_is_named_with_those_that_are(tmp_path, name):
-    if name in tools.devices_here() or (name == "cuda" and torch.cuda.is_available()):
-        pytest.skip(f"this machine has {name}")
-    finished = run_lesson("--device", name, "--sample", cwd=tmp_path,
+def test_a_device_that_is_not_here_is_named_with_those_that_are(tmp_path, capsys):
+    for name in ("cuda:3", "cuda", "mps"):
+        if name in tools.devices_here() or (name == "cuda" and torch.cuda.is_available()):
+            continue  # this machine has it
+        with pytest.raises(SystemExit) as stopped:
+            tools.pick_device(name)
+        assert stopped.value.code == 2
+        assert f"--device {name} was asked for, but there is no such device" in \
+            capsys.readouterr().err
+    # As a learner meets it: one line from the lesson, before any training.
+    finished = run_lesson("--device", "cuda:3", "--sample", cwd=tmp_path,
                           environment=lesson_environment(tmp_path / "out"))
-    assert_plain_stop(finished, f"--device {name} was asked for, but there is no such device",
-                      f"there is {', '.join(tools.devices_here())}")
+    if "cuda:3" not in tools.devices_here():
+        assert_plain_stop(finished, "--device cuda:3 was asked for, but there is no such device",
+                          f"there is {', '.join(tools.devices_here())}")
 
 
 def test_auto_says_which_device_and_why(tmp_path):
@@ -164,15 +172,12 @@ def test_a_run_cut_short_resumes_to_the_result_of_an_uncut_run(tmp_path):
     for name, tensor in weights(tmp_path / "uncut" / "mnist_cnn.pt").items():
         assert torch.equal(tensor, weights(tmp_path / "cut" / "mnist_cnn.pt")[name]), name
 
-    other = run_lesson("--sample", "--epochs", "5", "--resume", cwd=tmp_path,
-                       environment=lesson_environment(tmp_path / "cut"))
-    assert_plain_stop(other, "--resume: the run in cut/mnist_training.pt was trained with "
-                      "epochs=4, and this one has epochs=5", "without --resume to start afresh")
 
-
-def test_resume_with_nothing_to_resume_starts_afresh(tmp_path):
-    finished = run_lesson("--sample", "--resume", cwd=tmp_path,
-                          environment=lesson_environment(tmp_path / "out"))
-    assert finished.returncode == 0, finished.stderr
-    assert "Nothing to resume: there is no cut run in out/mnist_training.pt" in finished.stdout
+def test_resume_with_nothing_to_resume_starts_afresh(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with training_run(tmp_path / "out", 2000, "--resume") as run:
+        assert list(run.epochs())[:1] == [1]
+        run.end_epoch(1, [0.5], 90.0)
+    assert "Nothing to resume: there is no cut run in out/mnist_training.pt" in \
+        capsys.readouterr().out
     assert (tmp_path / "out" / "mnist_training.pt").is_file()
