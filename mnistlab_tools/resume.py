@@ -77,16 +77,25 @@ def history_fits(history, epoch, epochs):
 
 def machine_note(saved, now):
     """A line that says why a resumed run will not end exactly as an uncut one, or None: another
-    kind of device, or another number of CPU threads, which add up the same sums in another
-    order. A state saved before the machine was recorded says nothing of it."""
-    if not isinstance(saved, dict) or saved == now:
+    kind of device, another number of CPU threads, or another PyTorch, any of which adds up the
+    same sums in another order. A state saved before these were recorded says nothing of them."""
+    if not isinstance(saved, dict):
         return None
-    if saved.get("device") != now["device"]:
-        then, here = saved.get("device"), now["device"]
-    else:
-        then, here = (f"{saved.get('threads')} CPU threads", f"{now['threads']}")
-    return (f"Note: the cut run trained on {then}, and this one goes on with {here} (--threads "
-            f"and --device choose), so it will end close to an uncut run, but not exactly as one.")
+    keys = [key for key in now if key in saved and saved[key] != now[key]]
+    if "device" in keys and "threads" in keys:  # a GPU's run has no count of CPU threads
+        keys.remove("threads")
+    if not keys:
+        return None
+    then = " and ".join(described(key, saved[key]) for key in keys)
+    here = " and ".join(described(key, now[key]) for key in keys)
+    return (f"Note: the cut run trained with {then}, and this one goes on with {here}, so it will "
+            f"end close to an uncut run, but not exactly as one (the same sums, added in another "
+            f"order).")
+
+
+def described(key, value):
+    return {"device": f"the {value} device", "threads": f"{value} CPU thread{'s' * (value != 1)}",
+            "pytorch": f"PyTorch {value}"}[key]
 
 
 def resume_from(path, settings, images, model, optimizer, scheduler, history, machine):

@@ -278,7 +278,8 @@ class TrainingRun:
 
     @property
     def machine(self):
-        """What besides the settings decides the result: the kind of device, and on the CPU the
-        number of threads, which sum in another order."""
+        """What besides the settings decides the result: the kind of device, on the CPU the
+        number of threads, and the PyTorch (resume.machine_note)."""
         kind = self.images.device.type
-        return {"device": kind, "threads": torch.get_num_threads() if kind == "cpu" else 0}
+        return {"device": kind, "threads": torch.get_num_threads() if kind == "cpu" else 0,
+                "pytorch": str(torch.__version__)}

@@ -110,6 +110,8 @@ def with_block(config, block):
 
 def read_config(config):
     """The SSH config's text ("" where there is none yet), or a stop that names why not."""
+    if config.exists() and not config.is_file():  # a pipe would make reading it wait for ever
+        stop(f"{config} is not a regular file: ssh reads its settings from a file there.")
     try:
         return config.read_text()
     except FileNotFoundError:

@@ -329,6 +329,9 @@ def test_the_vscode_helper_writes_through_a_link_and_names_what_it_cannot_use(tm
                      squeue="12|gpu07;rm -rf ~|vscode")
     assert odd.returncode == 2 and "'gpu07;rm -rf ~' as the node of job 12, which is not a " \
         "host name" in odd.stderr
+    os.mkfifo(tmp_path / "fifo")
+    piped = run_helper(tmp_path, "--config", str(tmp_path / "fifo"))
+    assert piped.returncode == 2 and "is not a regular file" in piped.stderr
     real.chmod(0)
     unreadable = run_helper(tmp_path, "--config", str(tmp_path / "config"), without_rights=True)
     assert (unreadable.returncode, unreadable.stdout) == (2, "")

@@ -136,14 +136,22 @@ def test_a_resume_on_another_number_of_threads_says_it_will_not_end_exactly(tmp_
         with training_run(tmp_path, 2000, "--resume"):
             pass
         said = capsys.readouterr().out
-        assert "the cut run trained on 1 CPU threads, and this one goes on with 2" in said
-        assert "not exactly as one" in said
+        assert "the cut run trained with 1 CPU thread, and this one goes on with 2 CPU " \
+               "threads, so it will end close to an uncut run, but not exactly as one" in said
         torch.set_num_threads(1)
         with training_run(tmp_path, 2000, "--resume"):
             pass
         assert "Note: the cut run" not in capsys.readouterr().out
     finally:
         torch.set_num_threads(threads)
+
+
+def test_each_change_of_machine_is_named_on_resume():
+    then = {"device": "cuda", "threads": 0, "pytorch": "2.9.1"}
+    note = tools.machine_note(then, {"device": "cpu", "threads": 4, "pytorch": "2.14.1"})
+    assert note.startswith("Note: the cut run trained with the cuda device and PyTorch 2.9.1, "
+                           "and this one goes on with the cpu device and PyTorch 2.14.1")
+    assert tools.machine_note(then, then) is None and tools.machine_note(None, then) is None
 
 
 def test_more_threads_than_cores_are_capped_with_a_word(monkeypatch):
