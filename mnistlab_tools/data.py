@@ -171,9 +171,10 @@ def packed_files_there(raw_dir):
 def why_no_download(info, raw_dir, error, mirrors):
     """What stood in the way of downloading or unpacking the dataset into raw_dir, and what to
     do, named by its real cause: the folder, its disk, or the network."""
-    where = readable(error.filename or raw_dir)
+    named = Path(error.filename or raw_dir)
+    where = readable(named.parent if named.name.endswith(".partial") else named)  # its folder
     if error.errno in DISK_FULL:
-        return (f"the disk of {where} is full ({error.strerror}): the dataset needs about 120 MB "
+        return (f"the disk of {where} is full ({error.strerror}): the dataset needs up to 90 MB "
                 f"there. Make room, or name a folder on another disk with --data-dir")
     if error.errno in NOT_WRITABLE and packed_files_there(raw_dir):
         return (f"{readable(raw_dir)} holds the four .gz files, but cannot be written by you "

@@ -398,4 +398,5 @@ def test_a_read_only_clone_points_at_data_dir_and_goes_on_with_the_sample(read_o
                           environment=lesson_environment(tmp_path / "out"))
     assert finished.returncode == 0 and "Traceback" not in finished.stderr, finished.stderr
     assert "cannot be written by you (Read-only file system)" in finished.stdout
+    assert ".partial" not in finished.stdout  # the folder is named, not a file of the lesson's
     assert "--data-dir" in finished.stdout and "on 500 sample test digits" in finished.stdout
