@@ -13,7 +13,7 @@ import sys
 import jupytext
 
 from .console import readable
-from .files import HERE
+from .files import HERE, writing
 
 LESSON = HERE / "mnistlab.py"
 SAVED_MODULE = HERE / "mnistlab_saved.py"
@@ -67,5 +67,6 @@ def saved_source(lesson=LESSON):
 if __name__ == "__main__":
     if sys.argv[1:]:
         sys.exit(__doc__)
-    SAVED_MODULE.write_text(saved_source())
+    with writing(SAVED_MODULE) as target:  # whole or not at all, as every file the lesson writes
+        target.write(saved_source().encode())
     print(f"Wrote {readable(SAVED_MODULE)} from the cells of {readable(LESSON)} marked #@save.")
