@@ -71,22 +71,27 @@ def names_mnist_node(line):
         pattern.strip('"') for pattern in found.group(2).split()]
 
 
+def marked(lines, marker):
+    return [i for i, line in enumerate(lines) if line.strip() == marker]
+
+
+def hosts(lines, start, stop):
+    """The Host and Match lines from index start to stop."""
+    return [i for i in range(start, stop) if HOST_OR_MATCH.match(lines[i])]
+
+
 def written_block(lines):
     """(first, after) of the lines of the block this script wrote before, or None. With its end
     marker deleted by hand, it ends before the next Host or Match; with its start marker
     deleted, it starts at its Host line."""
-    starts = [i for i, line in enumerate(lines) if line.strip() == START]
-    ends = [i for i, line in enumerate(lines) if line.strip() == END]
+    starts, ends = marked(lines, START), marked(lines, END)
     if starts:
-        ends = [i for i in ends if i > starts[0]]
-        if ends:
-            return starts[0], ends[0] + 1
-        hosts = [i for i in range(starts[0] + 2, len(lines)) if HOST_OR_MATCH.match(lines[i])]
-        return starts[0], hosts[0] if hosts else len(lines)
-    if ends:
-        hosts = [i for i in range(ends[0]) if HOST_OR_MATCH.match(lines[i])]
-        if hosts and names_mnist_node(lines[hosts[-1]]):
-            return hosts[-1], ends[0] + 1
+        first = starts[0]
+        after = [i + 1 for i in ends if i > first] or hosts(lines, first + 2, len(lines))
+        return first, after[0] if after else len(lines)
+    before = hosts(lines, 0, ends[0]) if ends else []
+    if before and names_mnist_node(lines[before[-1]]):
+        return before[-1], ends[0] + 1
     return None
 
 
