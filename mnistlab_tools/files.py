@@ -6,6 +6,7 @@ import contextlib
 import errno
 import glob
 import io
+import itertools
 import os
 import secrets
 import socket
@@ -168,6 +169,20 @@ def why_not_writable(folder):
         return None
     except OSError as error:
         return error.strerror or str(error)
+
+
+def new_folder(parent, name):
+    """A folder made now under parent, named `name` or, where that is taken, `name-2`, `name-3`
+    …: mkdir never follows a link planted at the name. Others may not write in it, so that
+    nobody can plant a link at the names a library (TensorBoard) writes in it."""
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    for number in itertools.count(1):
+        folder = Path(parent) / (name if number == 1 else f"{name}-{number}")
+        try:
+            os.mkdir(folder, 0o755)
+            return folder
+        except FileExistsError:
+            continue
 
 
 LOCK_NAME = ".mnistlab-training.lock"

@@ -76,9 +76,10 @@ MOST_PIXELS = 1_000_000  # a photo is read at this size at most: a digit needs f
 
 def fitting(size):
     """The size, keeping its shape, with at most MOST_PIXELS: a long, narrow photo keeps its
-    narrow side, where a limit on each side would shrink it away."""
+    narrow side, where a limit on each side would shrink it away; and the narrow side keeps at
+    least MNIST's 28 pixels."""
     width, height = size
-    scale = min(1, (MOST_PIXELS / (width * height)) ** 0.5)
+    scale = min(1, max((MOST_PIXELS / (width * height)) ** 0.5, 28 / min(width, height)))
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 

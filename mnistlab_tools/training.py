@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from .console import IN_NOTEBOOK, end_at_once, readable, stop
 from .device import out_of_memory_stops
-from .files import training_alone, what_is_at, why_not_writable
+from .files import new_folder, training_alone, what_is_at, why_not_writable
 from .resume import RUN_SETTINGS, resume_from, save_training_state
 from .settings import edited_since
 
@@ -95,8 +95,11 @@ def training_trouble(epoch, loss, accuracy, classes, lr, steps_per_epoch):
     # A loss far above guessing's means the steps overshoot, whatever the accuracy happens to be.
     if accuracy < 1.5 * chance or loss > 2 * guessing_loss:
         advice = (f"a learning rate of {lr:g} makes each step overshoot: try 0.02 or lower"
-                  if lr > 0.1 else f"with only {steps_per_epoch} step{'s' * (steps_per_epoch > 1)} "
-                  f"an epoch it has barely started: try a smaller batch size, or more epochs")
+                  if lr > 0.1 else
+                  f"a learning rate of {lr:g} makes each step too small to change the weights "
+                  f"much: try 0.02" if lr < 1e-4 else
+                  f"with only {steps_per_epoch} step{'s' * (steps_per_epoch > 1)} an epoch it "
+                  f"has barely started: try a smaller batch size, or more epochs")
         return (f"After epoch {epoch} the network does no better than guessing ({accuracy:.1f} % "
                 f"right and a loss of {loss:.4g}, where guessing gets {chance:.0f} % and "
                 f"{guessing_loss:.2f}): {advice}.")
@@ -122,8 +125,8 @@ class TrainingRun:
         self.said_stopped, self.saved_epoch, self.cut_short = False, None, False
         # Where nothing can be written, the lesson has said so already; say nothing each epoch.
         self.can_save = why_not_writable(settings.out_dir) is None
-        self.log_dir = (Path(settings.out_dir) / "runs" /
-                        f"{settings.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+        self.log_dir = None  # made when training starts (new_folder)
+        self.log_name = f"{settings.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
         self.writer = None
         self.tensorboard = settings.tensorboard and self.can_save
         edited = edited_since(settings)
@@ -139,6 +142,7 @@ class TrainingRun:
             self.guards.enter_context(training_alone(self.path.parent))
             self.first_epoch = self.start()
             if self.tensorboard:
+                self.log_dir = new_folder(self.path.parent / "runs", self.log_name)
                 self.writer = tensorboard_writer(self.log_dir, self.model, self.images)
             self.stop_request = self.guards.enter_context(StopRequest())
             self.guards.enter_context(out_of_memory_stops(self.images.device,

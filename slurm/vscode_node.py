@@ -99,9 +99,11 @@ def with_block(config, block):
     """The SSH config text with `block` (lines) in place of the one written before, or added at
     its end; a Host mnist-node block of another's making stops it, since SSH would take the
     first HostName it finds, whichever block holds it."""
+    ending = "\r\n" if "\r\n" in config else "\n"  # a config made on Windows keeps its ends
+    block = [line.replace("\n", ending) for line in block]
     lines = config.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
+        lines[-1] += ending
     where = written_block(lines)
     first, after = where or (len(lines), len(lines))
     others = [i + 1 for i, line in enumerate(lines) if names_mnist_node(line)
@@ -118,7 +120,8 @@ def read_config(config):
     if config.exists() and not config.is_file():  # a pipe would make reading it wait for ever
         stop(f"{config} is not a regular file: ssh reads its settings from a file there.")
     try:
-        return config.read_text()
+        with open(config, newline="") as file:  # as it is, line ends and all
+            return file.read()
     except FileNotFoundError:
         return ""
     except (OSError, UnicodeDecodeError) as error:
@@ -135,7 +138,7 @@ def write_config(config, text):
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
     try:
-        with os.fdopen(fd, "w") as file:
+        with os.fdopen(fd, "w", newline="") as file:
             file.write(text)
         if target.exists():
             shutil.copymode(target, partial)

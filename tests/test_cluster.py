@@ -281,6 +281,15 @@ def test_the_vscode_helper_keeps_the_config_and_quotes_what_it_writes():
     assert again.endswith(OTHER)
 
 
+def test_the_vscode_helper_keeps_a_windows_config_s_line_ends(tmp_path):
+    (tmp_path / "config").write_bytes(HAND_WRITTEN.replace("\n", "\r\n").encode())
+    wrote = run_helper(tmp_path, "--config", str(tmp_path / "config"))
+    assert wrote.returncode == 0, wrote.stderr
+    written = (tmp_path / "config").read_bytes()
+    assert written.startswith(HAND_WRITTEN.replace("\n", "\r\n").encode())
+    assert written.count(b"\n") == written.count(b"\r\n")  # every line, ours too
+
+
 @pytest.mark.parametrize("marker", ["END", "START"])
 def test_the_vscode_helper_replaces_its_block_with_a_marker_deleted(marker):
     helper = vscode_node()

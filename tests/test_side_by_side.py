@@ -80,6 +80,16 @@ def test_a_download_into_a_shared_data_folder_replaces_planted_links(tmp_path, m
     assert tools.data_problems(raw_dir) == []
 
 
+def test_tensorboards_folder_is_made_anew_where_a_link_was_planted(tmp_path):
+    (tmp_path / "victim").mkdir()
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "mnist-20261202-101500").symlink_to(tmp_path / "victim")
+    made = tools.new_folder(tmp_path / "runs", "mnist-20261202-101500")
+    assert made.name == "mnist-20261202-101500-2" and made.is_dir() and not made.is_symlink()
+    assert not made.stat().st_mode & 0o022  # nobody else may plant anything in it
+    assert tools.new_folder(tmp_path / "runs", "mnist-20261202-101500").name.endswith("-3")
+
+
 # Two runs in one folder
 
 def test_a_second_run_in_a_folder_where_one_trains_refuses_and_the_first_resumes(tmp_path,
