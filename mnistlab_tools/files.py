@@ -90,8 +90,8 @@ def remove_leftovers(path):
         pid = partial.name[len(prefix):].split(".")[0]
         with contextlib.suppress(OSError):
             found = os.lstat(partial)
-            if (pid.isdigit() and not alive(int(pid)) and stat.S_ISREG(found.st_mode)
-                    and found.st_uid == os.getuid()):
+            mine = found.st_uid == os.getuid() if hasattr(os, "getuid") else True  # Windows
+            if pid.isdigit() and not alive(int(pid)) and stat.S_ISREG(found.st_mode) and mine:
                 partial.unlink()
 
 

@@ -47,6 +47,24 @@ def test_links_planted_at_the_names_a_file_is_written_through_are_never_followed
     tools.load_checkpoint(tmp_path / "mnist_cnn.pt", saved.DigitNet, "cpu")
 
 
+def test_only_this_users_leftovers_of_dead_runs_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    names = {"mine": f".f.png.{dead}.a1.partial", "running": f".f.png.{os.getpid()}.b2.partial",
+             "planted": f".f.png.{dead}.c3.partial", "others": f".f.png.{dead}.d4.partial"}
+    for key, name in names.items():
+        if key == "planted":
+            (tmp_path / name).symlink_to(tmp_path / "elsewhere")
+        else:
+            (tmp_path / name).write_bytes(b"half")
+    if os.geteuid() == 0:
+        os.chown(tmp_path / names["others"], 65534, 65534)  # nobody's
+    tools.remove_leftovers(tmp_path / "f.png")
+    left = {path.name for path in tmp_path.iterdir()}
+    assert names["mine"] not in left and {names["running"], names["planted"]} <= left
+    assert os.geteuid() != 0 or names["others"] in left
+
+
 def test_a_partial_file_swapped_for_a_link_while_written_is_not_renamed_into_place(tmp_path,
                                                                                  capsys):
     victim = tmp_path / "notes.txt"
