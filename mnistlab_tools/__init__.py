@@ -6,12 +6,13 @@ module per concern, each short enough to read in one sitting.
     checks       the checks of the settings' values
     doctor       what this machine offers the lesson (--doctor), without PyTorch
     cluster      a Slurm job's share of the machine; a login node, where nothing should train
-    files        files written whole; whether a folder can be written
+    files        files written whole, regular files read, one run a folder, writable folders
     data         finding, downloading and checking the dataset files
-    device       where to train, and whether the training fits in its memory
+    device       where to train; whether the training fits in its memory, and if it does not
     figures      figures shown and saved
     checkpoints  the trained network on disk
-    training     TrainingRun: Ctrl-C, out of memory, trouble, TensorBoard
+    stopping     what asks a run to stop after its batch: Ctrl-C, SIGTERM, SIGUSR1
+    training     TrainingRun: progress, test accuracy within epochs, trouble, TensorBoard
     resume       the training state saved after each epoch, and --resume's checks
     photos       reading photos of handwriting
     export       copies the lesson's #@save cells into mnistlab_saved.py (not imported here)
@@ -28,7 +29,7 @@ from pathlib import Path
 # The modules; a name is looked for in the source of each, in this order, and only the module
 # that defines it is loaded, so that a light name never loads PyTorch.
 MODULES = ("console", "settings", "checks", "files", "doctor", "cluster", "data", "device",
-           "figures", "checkpoints", "resume", "training", "photos")
+           "figures", "checkpoints", "resume", "stopping", "training", "photos")
 
 
 def __getattr__(name):

@@ -87,7 +87,7 @@ def set_up_terminal():
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, end_at_once)
     if getattr(signal, "SIGUSR1", None) and signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL:
-        # A batch job's warning before its time limit stops training (training.StopRequest).
+        # A batch job's warning before its time limit stops training (stopping.StopRequest).
         # Outside training it would kill the run, and with it the figures and network it is
         # about to save, well before the limit.
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
