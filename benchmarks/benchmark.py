@@ -127,6 +127,9 @@ def option_parser():
     parser.add_argument("--target", type=float, default=99.0,
                         help="test accuracy to reach, in %% (default: 99.0)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--without-probes", action="store_true",
+                        help="also run the lesson without the learning curve's readings of the "
+                        "test accuracy within each epoch, to see what they cost")
     parser.add_argument("--whole-run", action="store_true",
                         help="also time a whole `python mnistlab.py` run")
     parser.add_argument("--measure-memory", choices=["lesson", "original"], help=argparse.SUPPRESS)
@@ -172,6 +175,10 @@ def table_rows(options, data, root, device, where):
 
     lesson_seconds = row_of("lesson, defaults", "lesson", [
         train_lesson(data, device, seed, lesson_settings()) for seed in range(options.seeds)])
+    if options.without_probes:  # what reading the test accuracy ten times an epoch costs
+        row_of("lesson, defaults, no readings within epochs", "lesson", [
+            train_lesson(data, device, seed, lesson_settings(), probes=False)
+            for seed in range(options.seeds)])
     if options.long:
         long_settings = lesson_settings(options.long)
         row_of(f"lesson, {options.long}", "lesson", [

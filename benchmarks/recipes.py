@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 import mnistlab_saved as lesson
+import mnistlab_tools as tools
 
 
 class OriginalNet(nn.Module):
@@ -67,9 +68,21 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
-def train_lesson(data, device, seed, settings):
+def probed(batches, model, test_images, test_labels, steps_per_epoch):
+    """The batches, with the test accuracy read on the lesson's 400 test digits before some of
+    them, as its TrainingRun reads it for the learning curve."""
+    readings = tools.probe_batches(steps_per_epoch)
+    for number, batch in enumerate(batches):
+        if number in readings:
+            lesson.accuracy(lesson.predict(model, test_images[:400]), test_labels[:400])
+            model.train()
+        yield batch
+
+
+def train_lesson(data, device, seed, settings, probes=True):
     """The lesson's recipe, from its #@save cells, with its settings: tensors on the device,
-    shuffled index batches, DigitNet channels last, Adam with a one-cycle schedule."""
+    shuffled index batches, DigitNet channels last, Adam with a one-cycle schedule, and the test
+    accuracy read ten times an epoch for the learning curve (probes)."""
     train_images, train_labels, test_images, test_labels = data
     model = lesson.fresh_network(settings.channels, seed, device)
     steps_per_epoch = -(-len(train_images) // settings.batch_size)
@@ -81,6 +94,8 @@ def train_lesson(data, device, seed, settings):
             synchronize(device)
             start = time.perf_counter()
             batches = lesson.shuffled_batches(train_images, train_labels, settings.batch_size)
+            if probes:
+                batches = probed(batches, model, test_images, test_labels, steps_per_epoch)
             lesson.train_one_epoch(model, optimizer, scheduler, batches, settings.augment)
             synchronize(device)
             trained += time.perf_counter() - start

@@ -37,11 +37,13 @@ class Figures:
             plt.close(figure)
 
 
-def learning_curve(losses, accuracies, steps_per_epoch):
+def learning_curve(history, steps_per_epoch):
     """The training loss of every batch, and smoothed, against the epoch, with the test accuracy
-    after each epoch on a second axis."""
+    on a second axis: the probe's readings within the epochs, on a slice of the test set, and
+    the whole test set's after each epoch (TrainingRun.history)."""
     import pandas as pd  # here, so that the lesson's first cells need not wait for pandas
 
+    losses, accuracies = history["loss"], history["accuracy"]
     steps = pd.Series(losses, index=pd.RangeIndex(1, len(losses) + 1) / steps_per_epoch)
     figure, loss_axis = plt.subplots(figsize=(8, 4))
     loss_axis.plot(steps, ".-" if len(steps) < 50 else "-", color="lightsteelblue",
@@ -51,13 +53,20 @@ def learning_curve(losses, accuracies, steps_per_epoch):
     loss_axis.set(xlabel="epoch", ylabel="cross-entropy loss", yscale="log",
                   title="Learning curve")
     accuracy_axis = loss_axis.twinx()
+    probes = history.get("probes", [])
+    if probes:
+        accuracy_axis.plot([step / steps_per_epoch for step, _ in probes],
+                           [accuracy for _, accuracy in probes], ".-", color="sandybrown",
+                           label="test accuracy within the epoch (a slice)")
     epochs_done = range(1, len(accuracies) + 1)
-    accuracy_axis.plot(epochs_done, accuracies, "o-", color="darkorange", label="test accuracy")
-    accuracy_axis.set(ylabel="test accuracy (%)", ylim=(min(accuracies) - 1, 100))
+    accuracy_axis.plot(epochs_done, accuracies, "o", color="darkorange",
+                       label="test accuracy after the epoch (all)")
+    lowest = min(accuracies + [accuracy for _, accuracy in probes])
+    accuracy_axis.set(ylabel="test accuracy (%)", ylim=(max(0, lowest - 1), 100))
     accuracy_axis.annotate(f"{accuracies[-1]:.2f} %", (epochs_done[-1], accuracies[-1]),
-                           textcoords="offset points", xytext=(-8, 8), ha="right",
+                           textcoords="offset points", xytext=(-8, -14), ha="right",
                            color="darkorange")
-    figure.legend(loc="upper center", bbox_to_anchor=(0.5, 0), ncol=3, frameon=False)
+    figure.legend(loc="upper center", bbox_to_anchor=(0.5, 0), ncol=2, frameon=False)
     return figure
 
 

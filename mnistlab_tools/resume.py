@@ -67,12 +67,17 @@ def check_same_run(path, state, settings, images, model):
         refuse(path, "has a damaged history of its epochs (delete it)")
 
 
+def numbers(values):
+    return isinstance(values, list) and all(isinstance(value, (int, float)) for value in values)
+
+
 def history_fits(history, epoch, epochs):
-    """Whether a saved history holds numbers, an accuracy for each of the epoch epochs done."""
-    numbers = [history.get(name) for name in ("accuracy", "loss")]
-    lists = all(isinstance(values, list) and all(isinstance(value, (int, float))
-                                                 for value in values) for values in numbers)
-    return lists and 1 <= epoch <= epochs and len(numbers[0]) == epoch
+    """Whether a saved history holds numbers, an accuracy for each of the epoch epochs done, and
+    the probe's readings as pairs of numbers (a state saved before there were any has none)."""
+    lists = numbers(history.get("accuracy")) and numbers(history.get("loss"))
+    probes = history.get("probes", [])
+    pairs = isinstance(probes, list) and all(numbers(pair) and len(pair) == 2 for pair in probes)
+    return lists and pairs and 1 <= epoch <= epochs and len(history["accuracy"]) == epoch
 
 
 def machine_note(saved, now):

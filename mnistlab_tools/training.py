@@ -16,11 +16,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .console import IN_NOTEBOOK, end_at_once, readable, stop
+from .console import IN_NOTEBOOK, readable, stop
 from .device import out_of_memory_stops
 from .files import new_folder, training_alone, what_is_at, why_not_writable
 from .resume import RUN_SETTINGS, resume_from, save_training_state
 from .settings import edited_since
+from .stopping import GO_ON_LATER, STOP_SIGNALS, StopRequest
 
 
 def progress(batches, description, total=None):
@@ -28,46 +29,6 @@ def progress(batches, description, total=None):
     stdout: Jupyter colours whatever comes on stderr as an error."""
     return tqdm(batches, desc=description, total=total, unit="batch", mininterval=1,
                 disable=not description, file=sys.stdout if IN_NOTEBOOK else sys.stderr)
-
-
-# What asks a run in a terminal to stop after its current batch, in words. A batch system sends
-# SIGTERM before it preempts, requeues or cancels a job, and slurm/train.sbatch asks Slurm for
-# SIGUSR1 shortly before the job's time limit.
-STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
-if hasattr(signal, "SIGUSR1"):  # not on Windows
-    STOP_SIGNALS[signal.SIGUSR1] = "SIGUSR1 (the warning before the job's time limit)"
-# The exit status of a run stopped by the time-limit warning with an epoch saved (EX_TEMPFAIL,
-# "try again"): the batch script requeues the job on it, and the requeued job resumes.
-GO_ON_LATER = 75
-
-
-class StopRequest:
-    """While active, a first Ctrl-C sets `signal` and a second one interrupts at once. In a
-    terminal SIGTERM and SIGUSR1 set it too: in a kernel they are left to Jupyter."""
-
-    def __enter__(self):
-        self.signal, self.previous = None, {}
-        for number in [signal.SIGINT] if IN_NOTEBOOK else STOP_SIGNALS:
-            try:
-                self.previous[number] = signal.signal(number, self.request)
-            except ValueError:  # not the main thread, as under some debuggers: as usual, then
-                break
-        return self
-
-    @property
-    def requested(self):
-        return self.signal is not None
-
-    def request(self, number, _frame):
-        if self.requested and number == signal.SIGINT:
-            if not IN_NOTEBOOK:
-                end_at_once()
-            raise KeyboardInterrupt
-        self.signal = self.signal or number  # the first says why: a repeat changes nothing
-
-    def __exit__(self, *_):
-        for number, previous in self.previous.items():
-            signal.signal(number, previous)
 
 
 def tensorboard_writer(log_dir, model, images):
@@ -106,21 +67,36 @@ def training_trouble(epoch, loss, accuracy, classes, lr, steps_per_epoch):
     return None
 
 
+# Where in an epoch the probe reads the test accuracy, as shares of its batches: ten readings,
+# the first before any training, and most at the start, where the network learns fastest.
+PROBES = (0, 0.01, 0.02, 0.04, 0.07, 0.1, 0.2, 0.4, 0.6, 0.8)
+
+
+def probe_batches(steps_per_epoch):
+    """The batches of an epoch before which the probe reads the test accuracy (fewer than ten
+    where an epoch has few batches)."""
+    return {int(share * steps_per_epoch) for share in PROBES}
+
+
 class TrainingRun:
     """A training run, used as `with TrainingRun(…) as run:` around the loop over run.epochs().
     It shows a progress bar, ends an epoch after the current batch on Ctrl-C (or, in a terminal, a
     batch system's SIGTERM or SIGUSR1, which then end the program), turns out of memory
     into one line, stops a network that does not learn with an explanation, logs to TensorBoard,
     and saves the whole training state after every epoch, so that --resume goes on exactly where
-    a cut run stopped. `history` holds each batch's loss and each epoch's test accuracy."""
+    a cut run stopped. `history` holds each batch's loss, each epoch's test accuracy, and the
+    probe's readings within the epochs, as [batches trained, accuracy]."""
 
-    def __init__(self, settings, model, optimizer, scheduler, images, classes=10):
+    def __init__(self, settings, model, optimizer, scheduler, images, probe=None, classes=10):
         self.path = Path(settings.out_dir) / f"{settings.dataset}_training.pt"
         self.settings = {name: getattr(settings, name) for name in RUN_SETTINGS}
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.images, self.classes = images, classes
         self.steps_per_epoch = -(-len(images) // settings.batch_size)
-        self.history = {"loss": [], "accuracy": []}
+        # probe(): the test accuracy on a fixed slice of the test set, read ten times an epoch
+        # (PROBES), so that the learning curve shows learning within an epoch too.
+        self.probe, self.probe_before = probe, probe_batches(self.steps_per_epoch)
+        self.history = {"loss": [], "accuracy": [], "probes": []}
         self.resume_asked, self.trouble, self.seconds = settings.resume, None, 0.0
         self.said_stopped, self.saved_epoch, self.cut_short = False, None, False
         # Where nothing can be written, the lesson has said so already; say nothing each epoch.
@@ -225,11 +201,24 @@ class TrainingRun:
         self.said_stopped = True
 
     def watched(self, batches, epoch):
-        """The batches, under a progress bar, ending after the current one on Ctrl-C."""
-        for batch in progress(batches, f"epoch {epoch}", self.steps_per_epoch):
+        """The batches, under a progress bar, ending after the current one on Ctrl-C; before
+        some of them, the probe reads the test accuracy."""
+        for number, batch in enumerate(progress(batches, f"epoch {epoch}",
+                                                self.steps_per_epoch)):
             if self.interrupted:
                 return
+            if self.probe and number in self.probe_before:
+                self.read_probe((epoch - 1) * self.steps_per_epoch + number)
             yield batch
+
+    def read_probe(self, step):
+        """The probe's accuracy after `step` batches of the run, noted; the network goes back to
+        training mode, which the probe's prediction left."""
+        accuracy = self.probe()
+        self.model.train()
+        self.history["probes"].append([step, accuracy])
+        if self.writer:
+            self.writer.add_scalar("accuracy/test-slice", accuracy, step)
 
     def end_epoch(self, epoch, losses, accuracy):
         """Note the epoch's losses and test accuracy; say why training stops, if it must;

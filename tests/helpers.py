@@ -126,15 +126,17 @@ def lesson_parameters():
     }
 
 
-def training_run(out_dir, images=2000, *options, epochs=2, network=saved.DigitNet):
+def training_run(out_dir, images=2000, *options, epochs=2, network=saved.DigitNet, probe=None):
     """A TrainingRun with the lesson's settings on the sample for `epochs`, saving into out_dir,
-    around a fresh network and blank images: for tests that drive its epochs by hand."""
+    around a fresh network and blank images: for tests that drive its epochs by hand. probe(),
+    given the network, reads a test accuracy."""
     settings = tools.read_settings(lesson_parameters(), ["--sample", "--epochs", str(epochs),
                                                          "--out-dir", str(out_dir), *options], {})
     torch.manual_seed(0)
     model = network(settings.channels)
     optimizer, scheduler = saved.one_cycle_adam(model, settings.lr, epochs * 16)
-    return tools.TrainingRun(settings, model, optimizer, scheduler, torch.zeros(images, 1, 28, 28))
+    return tools.TrainingRun(settings, model, optimizer, scheduler, torch.zeros(images, 1, 28, 28),
+                             probe and (lambda: probe(model)))
 
 
 class Kernel:

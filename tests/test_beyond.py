@@ -219,7 +219,11 @@ def test_tensorboard_logs_scalars_with_increasing_steps(tmp_path):
     (run_dir,) = (tmp_path / "out" / "runs").iterdir()  # in the output folder
     assert not (tmp_path / "runs").exists()
     events = EventAccumulator(str(run_dir)).Reload()
-    assert set(events.Tags()["scalars"]) == {"loss/batch", "loss/epoch", "accuracy/test"}
+    assert set(events.Tags()["scalars"]) == {"loss/batch", "loss/epoch", "accuracy/test",
+                                             "accuracy/test-slice"}
+    # Read within each epoch, after as many batches as its step says, from none at all.
+    slice_steps = [event.step for event in events.Scalars("accuracy/test-slice")]
+    assert slice_steps == [0, 1, 3, 6, 9, 12, 16, 17, 19, 22, 25, 28]
     batches = [event.step for event in events.Scalars("loss/batch")]
     assert batches == list(range(1, 2 * 16 + 1))
     assert [event.step for event in events.Scalars("accuracy/test")] == [1, 2]

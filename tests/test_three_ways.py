@@ -162,7 +162,7 @@ def test_editing_the_parameters_cell_takes_effect_without_a_restart(tmp_path):
         assert "epochs=2" in text and "seed=5" in text
         assert "epoch 2:" in text
         status, outputs = kernel.run(
-            "print(settings.epochs, settings.seed, len(history['accuracy']))"
+            "print(settings.epochs, settings.seed, len(run.history['accuracy']))"
         )
         assert printed(outputs).split() == ["2", "5", "2"]
 
