@@ -413,6 +413,26 @@ curve = tools.learning_curve(run.history, steps_per_epoch)
 figures.show(curve, "learning_curve")
 
 # %% [markdown]
+# ## What the network sees
+#
+# Each filter of the first convolution is 5 × 5 weights that training
+# chose, drawn below in red where they are positive and blue where negative.
+# A red band beside a blue one answers most where the image goes from dark
+# to light across it: a filter like that finds an edge, or a stroke, at its
+# angle. Slid over a test digit, each filter makes a map of where its kind of
+# stroke is: for a 7, some maps light up along the bar at the top, others
+# along the slanting stem or at its end. The second block combines the
+# first block's 16 maps, over 5 × 5 of their pixels at a time (half the
+# digit's width), into 32 maps of larger parts, where strokes end, bend or
+# meet; at 4 × 4 pixels, they say only roughly where in the digit each part
+# is. Those 32 × 4 × 4 = 512 numbers are all that the linear layer reads to
+# choose a digit.
+
+# %%
+sees = tools.what_the_network_sees(model.features, test_images[0], class_names[test_labels[0]])
+figures.show(sees, "what_the_network_sees")
+
+# %% [markdown]
 # ## Which digits does it confuse? The confusion matrix
 #
 # Accuracy is one number; the confusion matrix shows where the errors are. Row
@@ -599,8 +619,7 @@ elif settings.photos:
     probabilities = read_digits(model, digits, mean, std)
     for path, chances in zip(photos_read, probabilities, strict=True):
         print(f"{tools.readable(path)}: {tools.reading(chances)}")
-    names = [path.name for path in photos_read]
-    figures.show(tools.readings_figure(digits, probabilities, names), "your_digits")
+    figures.show(tools.readings_figure(digits, probabilities, photos_read), "your_digits")
 
 # %% [markdown]
 # ## Result
@@ -608,8 +627,7 @@ elif settings.photos:
 # One line to compare runs: how long training took and how well it did.
 
 # %%
-print(f"Result: {run.seconds:.2f} s of training on {device}, "
-      f"test accuracy {test_accuracy:.2f} % "
+print(f"Result: {run.seconds:.2f} s of training on {device}, test accuracy {test_accuracy:.2f} % "
       f"on {len(test_labels):,} {'sample' if on_sample else dataset_info.name} test {items}")
 run.exit_if_interrupted()  # in a terminal, the exit status says that the run was cut short
 

@@ -66,8 +66,7 @@ def main(arguments=None, environment=os.environ):
     for path, chances in zip(paths_read, probabilities, strict=True):
         print(f"{tools.readable(path)}: {tools.reading(chances)}")
     figures = tools.Figures(checkpoint.parent)
-    figures.show(tools.readings_figure(digits, probabilities, [path.name for path in paths_read]),
-                 "your_digits")
+    figures.show(tools.readings_figure(digits, probabilities, paths_read), "your_digits")
 
 
 if __name__ == "__main__":

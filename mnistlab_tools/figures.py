@@ -70,6 +70,62 @@ def learning_curve(history, steps_per_epoch):
     return figure
 
 
+def montage(tiles, columns):
+    """Tiles of one size side by side in rows of `columns`, a pixel of NaN (drawn as the
+    background) between them: one picture draws many times faster than a plot each."""
+    count, height, width = tiles.shape
+    columns = min(columns, count)
+    rows = -(-count // columns)
+    sheet = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1), np.nan)
+    for index, tile in enumerate(tiles):
+        row, column = divmod(index, columns)
+        sheet[row * (height + 1):row * (height + 1) + height,
+              column * (width + 1):column * (width + 1) + width] = tile
+    return sheet
+
+
+def what_the_network_sees(features, image, label):
+    """The first convolution's filters, and the maps that each block of `features` (a
+    Sequential of convolution, pooling, batch normalisation and ReLU, twice) makes of one
+    scaled test image, shaped (1, 28, 28), whose class is `label`. The network itself is left
+    as it was."""
+    import torch  # here, as in the lesson's other figures: only once there is a network
+
+    first = next(layer for layer in features if isinstance(layer, torch.nn.Conv2d))
+    blocks, maps = [], image[None].to(first.weight.device, torch.float32)
+    was_training = features.training
+    with torch.inference_mode():
+        features.eval()
+        for layer in features:
+            maps = layer(maps)
+            if isinstance(layer, torch.nn.ReLU):  # a block ends here
+                blocks.append(maps[0].float().cpu().numpy())
+        filters = first.weight[:, 0].float().cpu().numpy()
+    features.train(was_training)
+    reach, caption = np.abs(filters).max(), f"A test image: {label}"
+    rows = [(montage(filters, 16), "RdBu_r", f"The {len(filters)} filters of the first layer, "
+             f"{filters.shape[1]} × {filters.shape[2]} weights each (red: positive, blue: "
+             f"negative)")]
+    rows += [(montage(block, 8 * number), "magma", f"After block {number}: its {len(block)} "
+              f"maps of the test image, {block.shape[1]} × {block.shape[2]} each (bright: where "
+              f"a map's feature is)") for number, block in enumerate(blocks, 1)]
+    shapes = [sheet.shape[0] / sheet.shape[1] for sheet, *_ in rows]
+    figure = plt.figure(figsize=(10, 10 * 0.8 * sum(shapes) + 0.5 * len(rows)),
+                        layout="constrained")
+    grid = figure.add_gridspec(len(rows), 2, width_ratios=[1, 4], height_ratios=shapes)
+    shown = figure.add_subplot(grid[:, 0])
+    shown.imshow(image[0].float().cpu().numpy(), cmap="gray")
+    shown.set_title(caption)
+    shown.axis("off")
+    for place, (sheet, colours, title) in enumerate(rows):
+        axis = figure.add_subplot(grid[place, 1])
+        axis.imshow(sheet, cmap=colours, **({"vmin": -reach, "vmax": reach} if place == 0
+                                             else {}))
+        axis.set_title(title, fontsize=10)
+        axis.axis("off")
+    return figure
+
+
 def digit_grid(images, captions, title, color="black"):
     """A figure of small images in rows, each with a caption above it, in `color` or in a colour
     of its own when `color` is a list."""
@@ -100,9 +156,11 @@ def reading(probabilities):
     return f"{digits[0]} or {digits[1]} ({chances[0] * 100:.0f} %, {chances[1] * 100:.0f} %)"
 
 
-def readings_figure(images, probabilities, names):
+def readings_figure(images, probabilities, photos):
     """A prepared photo beside the bars of its ten probabilities; many photos, a grid of guesses.
-    Where the network is unsure, its runner-up is named and drawn in orange too."""
+    Where the network is unsure, its runner-up is named and drawn in orange too. photos: their
+    paths, or names, each shown by its file's name."""
+    names = [Path(photo).name for photo in photos]
     chances, guesses = probabilities.topk(2, dim=1)
     unsure = (chances[:, 0] < UNSURE_BELOW).tolist()
     if len(images) > 4:

@@ -35,6 +35,7 @@ LESSON_FILES = ["mnistlab.py", "mnistlab_saved.py", "predict.py", "requirements.
 FIGURES = [
     "sample_digits",
     "learning_curve",
+    "what_the_network_sees",
     "confusion_matrix",
     "misclassified_digits",
     "your_digits",

@@ -13,6 +13,7 @@ import mnistlab_saved as saved
 import mnistlab_tools as tools
 import predict
 from helpers import (
+    FIGURES,
     REPO,
     RESULT,
     Kernel,
@@ -193,7 +194,7 @@ def test_the_fashion_sample_runs_cell_by_cell_with_class_names_in_the_figures(tm
             shown += images_in(outputs)
             if "confusion_matrix(test_labels" in source:
                 assert "'Trouser'" in printed(outputs) and "Known class" in printed(outputs)
-    assert shown == 4  # the own-handwriting figure needs an MNIST network
+    assert shown == len(FIGURES) - 1  # the own-handwriting figure needs an MNIST network
 
 
 # TensorBoard
@@ -260,5 +261,5 @@ def test_run_all_on_the_fashion_sample_with_tensorboard(tmp_path, monkeypatch):
     assert not [output for output in outputs if output.output_type == "error"]
     assert not on_stderr(outputs)  # no deprecation warnings, and the progress bar is not red
     assert "Ankle boot" in printed(outputs) and RESULT.search(printed(outputs))
-    assert images_in(outputs) == 4
+    assert images_in(outputs) == len(FIGURES) - 1  # not the own-handwriting figure
     assert len(list((tmp_path / "out" / "runs").iterdir())) == 1

@@ -266,6 +266,18 @@ def test_many_photos_make_a_compact_grid(tmp_path):
     assert (tmp_path / "your_digits.png").stat().st_size < 1_500_000
 
 
+@pytest.mark.parametrize("channels", [1, 4, 16])
+def test_what_the_network_sees_is_drawn_and_leaves_the_network_as_it_was(tmp_path, channels):
+    model = DigitNet(channels).train()
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    figure = tools.what_the_network_sees(model.features, torch.randn(1, 28, 28), "7")
+    assert model.training  # still training, as the lesson left it
+    for name, tensor in model.state_dict().items():  # batch normalisation's statistics too
+        assert torch.equal(tensor, before[name]), name
+    tools.Figures(tmp_path).show(figure, "what_the_network_sees")
+    assert (tmp_path / "what_the_network_sees.png").stat().st_size > 5_000
+
+
 def test_a_few_photos_show_their_probabilities():
     sure = torch.full((2, 10), 0.01).index_put_((torch.arange(2), torch.tensor([3, 7])),
                                                  torch.tensor(0.91))
