@@ -2,10 +2,10 @@
 
     python predict.py my_7.jpg [more photos …]
 
-It loads outputs/mnist_cnn.pt (or the file named by --checkpoint), prepares each photo the way
-the lesson's "Your own handwriting" explains, prints the network's best guess for each (its two
-likeliest, "4 or 9 (48 %, 41 %)", when the best is under 60 %), and saves the figure
-your_digits.png beside the checkpoint.
+It loads outputs/mnist_cnn.pt (or the file named by --checkpoint) and says how well that network
+did, prepares each photo the way the lesson's "Your own handwriting" explains, prints the
+network's best guess for each (its two likeliest, "4 or 9 (48 %, 41 %)", when the best is under
+60 %), and saves the figure your_digits.png beside the checkpoint.
 """
 
 import os
@@ -49,6 +49,7 @@ def read_photos(paths, checkpoint, device):
             f"{', '.join(saved['class_names'][:3])}, …, not digits: name the MNIST network, "
             f"{tools.readable(tools.checkpoint_path(Path(checkpoint).parent, 'mnist'))}")
     digits, paths_read = tools.prepare_photos(paths, prepare_digit)
+    print(f"Reading with {tools.readable(checkpoint)}: {tools.network_record(saved)}.")
     return digits, read_digits(model, digits, saved["mean"], saved["std"]), paths_read
 
 

@@ -65,6 +65,15 @@ def why_lesser(outcome, old):
             "sample" if outcome["data"] == "sample" else None)
 
 
+def network_record(checkpoint):
+    """How a loaded checkpoint's network was trained and how well it did, in a few words."""
+    outcome = checkpoint.get("outcome")
+    if not isinstance(outcome, dict) or not isinstance(outcome.get("accuracy"), (int, float)):
+        return "a network saved by an earlier lesson, which recorded no score"
+    cut = "" if outcome.get("complete", True) else ", cut short"
+    return f"a network that scored {describe_outcome(outcome)}{cut}"
+
+
 def describe_outcome(old):
     if "accuracy" not in old:
         return "saved by an earlier lesson"

@@ -94,6 +94,9 @@ def test_predict_reads_your_photos_with_the_saved_network(trained_out_dir, tmp_p
     )
     assert finished.returncode == 0, finished.stderr
     assert "epoch 1" not in finished.stdout  # it reads, without training
+    # It names the network it reads with, and how well that did.
+    assert f"Reading with {trained_out_dir / 'mnist_cnn.pt'}: a network that scored " \
+           in finished.stdout and "on the sample's test set." in finished.stdout
     for path in paths:
         assert f"{path.name}: " in finished.stdout and " %)" in finished.stdout
     assert (trained_out_dir / "your_digits.png").exists()
