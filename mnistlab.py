@@ -18,9 +18,9 @@
 #
 # In this lesson you train a small convolutional neural network (CNN) to read
 # the handwritten digits of MNIST: 60,000 training images and 10,000 test
-# images, each 28 × 28 grey pixels with the digit it shows. Then you look at
-# where the network goes wrong: a confusion matrix of which digits it mixes up,
-# and a gallery of the digits it misread.
+# images, each 28 × 28 grey pixels with the digit it shows. You watch it learn,
+# look at what its filters find in a digit, and see where it goes wrong: a
+# confusion matrix of which digits it mixes up, and the digits it misread.
 #
 # The same file runs three ways: cell by cell in VS Code (**Run Cell** on each
 # `# %%`), **Run All** in `mnistlab.ipynb`, or `python mnistlab.py` in a
