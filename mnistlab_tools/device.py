@@ -1,5 +1,5 @@
-"""Where to train: the device PyTorch can use, set up so that a seed repeats, and whether the
-network and its batches fit in its free memory."""
+"""Where to train: the device PyTorch can use, set up so that a seed repeats; whether the
+network and its batches fit in its free memory, and one line when the device runs out of it."""
 
 import contextlib
 import copy

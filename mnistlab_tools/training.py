@@ -1,7 +1,8 @@
 """Everything around the training loop that is not machine learning, in one object, TrainingRun:
-a progress bar, Ctrl-C and a batch system's signals, out of memory, a network that does not
-learn, TensorBoard, and the training checkpoint saved after each epoch, from which --resume goes
-on."""
+a progress bar, Ctrl-C and a batch system's signals (stopping.py), out of memory (device.py),
+the test accuracy read within each epoch, a network that does not learn, TensorBoard, one run
+in a folder at a time, and the training checkpoint saved after each epoch, from which --resume
+goes on."""
 
 import contextlib
 import math
