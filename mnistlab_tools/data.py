@@ -125,10 +125,12 @@ def fetch(url, path):
     not a .gz file (a mirror's web page, say) is refused, and not kept."""
     from tqdm import tqdm  # only here: most runs download nothing
 
-    with urllib.request.urlopen(url, timeout=20) as response, writing(path) as target, \
+    # The bar first: by the time the partial file is there, the learner sees what is coming.
+    with urllib.request.urlopen(url, timeout=20) as response, \
             tqdm(total=int(response.headers.get("Content-Length") or 0) or None, unit="B",
                  unit_scale=True, desc=f"downloading {Path(path).name}", mininterval=1,
-                 file=sys.stdout if IN_NOTEBOOK else sys.stderr) as bar:
+                 file=sys.stdout if IN_NOTEBOOK else sys.stderr) as bar, \
+            writing(path) as target:
         chunk = response.read(1 << 20)
         if not chunk.startswith(GZIP_START):  # a login page, an error page
             kind = response.headers.get("Content-Type", "no type").split(";")[0]
