@@ -118,7 +118,8 @@ def test_a_second_run_in_a_folder_where_one_trains_refuses_and_the_first_resumes
                                                 "PYTHONUNBUFFERED": "1"},
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        while not first.stdout.readline().startswith("epoch 1:"):
+        # Epoch 2's line comes after epoch 1's training state is saved.
+        while not first.stdout.readline().startswith("epoch 2:"):
             assert first.poll() is None, first.stderr.read()
         with pytest.raises(SystemExit) as refused, training_run(out_dir, 2000, "--sample"):
             pass
