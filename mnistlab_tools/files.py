@@ -65,9 +65,8 @@ def writing(path):
                 raise OSError(errno.EEXIST, "someone replaced the file being written", partial)
         os.replace(partial, path)
     finally:
-        with contextlib.suppress(OSError):
-            if os.path.lexists(partial):
-                os.unlink(partial)
+        with contextlib.suppress(OSError):  # gone already once renamed into place
+            partial.unlink(missing_ok=True)
         HALF_WRITTEN.discard(partial)
 
 

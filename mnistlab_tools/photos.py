@@ -32,9 +32,9 @@ def open_photo(path):
         raise ValueError("it is not readable by you (permission denied)") from None
     except UnidentifiedImageError:
         raise ValueError("this is not an image that Pillow can read (use PNG or JPEG)") from None
+    except TooLarge:
+        raise
     except (OSError, SyntaxError, ValueError) as error:  # Pillow's ways of saying "damaged"
-        if isinstance(error, TooLarge):
-            raise
         raise ValueError(f"it is damaged or cut short ({str(error).splitlines()[0]})") from None
     if min(photo.size) < SMALLEST_PHOTO:
         width, height = photo.size
@@ -44,7 +44,7 @@ def open_photo(path):
 
 
 class TooLarge(ValueError):
-    pass
+    """A photo of more pixels than can be decoded safely; the message says how many."""
 
 
 def open_reduced(file):

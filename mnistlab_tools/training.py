@@ -188,10 +188,10 @@ class TrainingRun:
                 return
 
     def say_stopped(self, when):
-        after = ("--resume goes on after the last finished epoch"
-                 if what_is_at(self.path) == "file" else
+        saved = what_is_at(self.path) == "file"
+        after = ("--resume goes on after the last finished epoch" if saved else
                  "--resume will find nothing to go on from, since no epoch finished")
-        if os.environ.get("SLURM_JOB_ID") and what_is_at(self.path) == "file":
+        if os.environ.get("SLURM_JOB_ID") and saved:
             # A new job has a folder of its own (slurm/train.sbatch): name this one to it.
             after += (f": a requeued job does so by itself, and a new one when given this "
                       f"folder, sbatch --export=ALL,MNISTLAB_OUT_DIR="

@@ -75,9 +75,9 @@ def marked(lines, marker):
     return [i for i, line in enumerate(lines) if line.strip() == marker]
 
 
-def hosts(lines, start, stop):
-    """The Host and Match lines from index start to stop."""
-    return [i for i in range(start, stop) if HOST_OR_MATCH.match(lines[i])]
+def hosts(lines, first, end):
+    """The Host and Match lines from index first to end."""
+    return [i for i in range(first, end) if HOST_OR_MATCH.match(lines[i])]
 
 
 def written_block(lines):
