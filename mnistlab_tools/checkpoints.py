@@ -17,9 +17,10 @@ class CheckpointError(Exception):
     pass
 
 
-def checkpoint_path(out_dir, dataset):
-    """Each dataset has its own checkpoint, so that training on one never replaces the other's."""
-    return Path(out_dir) / f"{dataset}_cnn.pt"
+def checkpoint_path(out_dir, name):
+    """Each network has its own checkpoint, named by its dataset (lesson one: mnist, fashion) or
+    by its lesson (handwriting), so that training one never replaces another."""
+    return Path(out_dir) / f"{name}_cnn.pt"
 
 
 def save_checkpoint(path, model, channels, dataset, class_names, mean, std, outcome=None):

@@ -235,3 +235,11 @@ def doctor_report(settings):
         free_space_line("outputs", settings.out_dir),
         download_line(settings.dataset, settings.mirror),
     ]
+
+
+def tensorboard_importable():
+    try:
+        import tensorboard  # noqa: F401  (its own package only: PyTorch's part takes seconds)
+    except ImportError:
+        return False
+    return True

@@ -1,4 +1,4 @@
-"""The lesson's settings, each declared once below: its name in the parameters cell, its default,
+"""The lessons' settings, each declared once below: its name in the parameters cell, its default,
 how a value is checked, what it does, its option and its environment variable.
 
 A command-line option wins over an MNISTLAB_* variable, which wins over the parameters cell. Each
@@ -16,8 +16,9 @@ from .checks import (device_choice, folder, learning_rate, one_of, photo_paths, 
                      whole_number)
 from .console import IN_NOTEBOOK, display, stop
 from .data import DATASETS, get_data
-from .doctor import doctor_report, install_advice, missing_requirements
+from .doctor import doctor_report, install_advice, missing_requirements, tensorboard_importable
 from .files import HERE
+from .lessons import LESSONS
 
 DATASET_NAMES = ("mnist", "fashion")
 
@@ -80,6 +81,10 @@ SETTING = {setting.name: setting for setting in SETTINGS}
 PATH_CHECKS = (folder, photo_paths)  # relative paths in the cell are from the lesson's folder
 
 
+def settings_of(lesson):
+    return [SETTING[name] for name in lesson.settings]  # those of its parameters cell, in order
+
+
 def in_lesson_folder(value):
     """A path of the parameters cell (or a list of them), taken from the lesson's folder."""
     if isinstance(value, (list, tuple)):
@@ -123,9 +128,9 @@ def starting_values(settings, cell, environment):
 class SettingsParser(argparse.ArgumentParser):
     def error(self, message):
         if "--predict" in message:
-            message += (
-                ". To read photos with the network saved last time, run: python predict.py PHOTO"
-            )
+            message += ". To read photos with the network saved last, run: python predict.py PHOTO"
+        elif "--photos" in message or "augment" in message:
+            message += ". Other pens and your photos are lesson two's: python handwriting.py --help"
         raise SettingsError(message)
 
 
@@ -184,22 +189,24 @@ def parse(parser, values, origins, arguments):
     return argparse.Namespace(**{**values, **given, "origins": origins})
 
 
-def read_settings(cell, arguments=None, environment=None):
-    """The lesson's settings from its parameters cell (a dict), the environment and the command
-    line. Relative paths in the cell are taken from the lesson's folder; those typed in a
-    terminal or the environment, from the current folder.
+def read_settings(cell, arguments=None, environment=None, lesson="mnistlab"):
+    """The settings of the lesson (a key of LESSONS) from its parameters cell (a dict), the
+    environment and the command line, and its fixed values for the others. Relative paths in the
+    cell are taken from the lesson's folder; those typed in a terminal, from the current folder.
 
     Returns a namespace of the checked values, with `.origins`: where each value that did not come
-    from the cell came from. A wrong value raises SettingsError naming where it came from."""
+    from the cell came from, and `.network_name`. A wrong value raises SettingsError naming where
+    it came from."""
     if arguments is None:
         # A kernel's own command line (-f kernel.json) is not meant for the lesson.
         arguments = [] if IN_NOTEBOOK else sys.argv[1:]
-    values, origins = starting_values(SETTINGS, cell, os.environ if environment is None
-                                      else environment)
+    lesson = LESSONS[lesson]
+    values, origins = starting_values(settings_of(lesson), cell,
+                                      os.environ if environment is None else environment)
     parser = settings_parser(
-        "python mnistlab.py",
-        "Train a small CNN on MNIST, then show which digits it confuses. Each option overrides "
-        "the lesson's parameters cell.", SETTINGS, values,
+        f"python {lesson.script}",
+        f"{lesson.about} Each option overrides the lesson's parameters cell.",
+        settings_of(lesson), values,
         "Each option can also be set by an environment variable, such as MNISTLAB_EPOCHS=3; an "
         "option wins over the variable.")
     parser.add_argument("--doctor", action="store_true", default=False,
@@ -208,7 +215,8 @@ def read_settings(cell, arguments=None, environment=None):
     parser.add_argument("--get-data", action="store_true", default=False,
                         help="download the dataset into data_dir, check it, and stop (on a "
                         "cluster, on the login node: compute nodes may have no internet)")
-    settings = parse(parser, values, origins, arguments)
+    settings = parse(parser, {**lesson.fixed, **values}, origins, arguments)
+    settings.lesson, settings.network_name = lesson, lesson.network or settings.dataset
     if settings.tensorboard and not settings.doctor and not tensorboard_importable():
         raise SettingsError(
             "--tensorboard: TensorBoard is not installed. Install it with "
@@ -216,17 +224,10 @@ def read_settings(cell, arguments=None, environment=None):
     return settings
 
 
-def tensorboard_importable():
-    try:
-        import tensorboard  # noqa: F401  (its own package only: PyTorch's part takes seconds)
-    except ImportError:
-        return False
-    return True
-
-
 def describe(settings):
     """A line of every setting, paths as typed, saying which came from elsewhere than the cell."""
-    line = ", ".join(f"{s.name}={display(getattr(settings, s.name))}" for s in SETTINGS)
+    line = ", ".join(f"{s.name}={display(getattr(settings, s.name))}"
+                     for s in settings_of(settings.lesson))
     if settings.origins:
         line += ("\n  (from " + ", ".join(f"{origin}: {name}" for name, origin in
                                           settings.origins.items())
@@ -246,17 +247,18 @@ def overridden_edits(settings):
             and cell[name] != SETTING[name].default]
 
 
-def settings_or_stop(cell):
-    """read_settings, ending in one plain line, exit status 2, when a value is wrong; with
-    --doctor, the doctor's report, then the end. In a kernel a wrong value stops the cell, and
-    every later cell that uses the settings, rather than run on with the values from before.
+def settings_or_stop(cell, lesson="mnistlab"):
+    """read_settings of the lesson (a key of LESSONS), ending in one plain line, exit status 2,
+    when a value is wrong; with --doctor, the doctor's report, then the end. In a kernel a wrong
+    value stops the cell, and every later cell that uses the settings, rather than run on with
+    the values from before.
 
     `cell` may be the lesson's globals(): only the settings' names are read from it."""
-    values = {s.name: cell[s.name] for s in SETTINGS if s.name in cell}
+    values = {s.name: cell[s.name] for s in settings_of(LESSONS[lesson]) if s.name in cell}
     try:
-        settings = read_settings(values)
+        settings = read_settings(values, lesson=lesson)
     except SettingsError as error:
-        message = f"{error}. Run python mnistlab.py --help to see the settings."
+        message = f"{error}. Run python {LESSONS[lesson].script} --help to see the settings."
         if not IN_NOTEBOOK:
             stop(message)
         return BrokenSettings(f"{message} Fix it, then run the parameters cell and the cells "
@@ -288,6 +290,6 @@ class BrokenSettings:
         self.message = message
 
     def __getattr__(self, name):
-        if name == "origins" or name in SETTING:
+        if name in ("origins", "lesson", "network_name") or name in SETTING:
             stop(self.message)
         raise AttributeError(name)  # what other tools look for, such as a variable viewer

@@ -89,7 +89,7 @@ class TrainingRun:
     probe's readings within the epochs, as [batches trained, accuracy]."""
 
     def __init__(self, settings, model, optimizer, scheduler, images, probe=None, classes=10):
-        self.path = Path(settings.out_dir) / f"{settings.dataset}_training.pt"
+        self.path = Path(settings.out_dir) / f"{settings.network_name}_training.pt"
         self.settings = {name: getattr(settings, name) for name in RUN_SETTINGS}
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.images, self.classes = images, classes
@@ -103,7 +103,7 @@ class TrainingRun:
         # Where nothing can be written, the lesson has said so already; say nothing each epoch.
         self.can_save = why_not_writable(settings.out_dir) is None
         self.log_dir = None  # made when training starts (new_folder)
-        self.log_name = f"{settings.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        self.log_name = f"{settings.network_name}-{time.strftime('%Y%m%d-%H%M%S')}"
         self.writer = None
         self.tensorboard = settings.tensorboard and self.can_save
         edited = edited_since(settings)

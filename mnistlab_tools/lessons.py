@@ -1,0 +1,29 @@
+"""The two lessons: the script that runs each, the settings of its parameters cell, the values
+it fixes for the others, and the name of the network it trains. Standard library only."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Lesson:
+    script: str  # the lesson's file, as a terminal runs it
+    about: str  # what its --help says it does
+    settings: tuple  # the names in its parameters cell, in this order
+    fixed: dict  # every other setting, as this lesson always has it
+    network: str = ""  # the name of its network's files in out_dir; "" for the dataset's name
+
+
+TRAINING = ("epochs", "batch_size", "lr", "seed", "channels")
+MACHINE = ("device_name", "threads")
+LESSONS = {
+    "mnistlab": Lesson(
+        "mnistlab.py", "Train a small CNN on MNIST, then look at what it learned and which digits "
+        "it confuses.", (*TRAINING, *MACHINE, "dataset", "data_dir", "mirror", "sample",
+                         "out_dir", "tensorboard", "resume"),
+        {"augment": False, "photos": []}),
+    "handwriting": Lesson(
+        "handwriting.py", "Train a CNN on MNIST written with other pens, then read photos of "
+        "your own handwriting.", (*TRAINING, "augment", *MACHINE, "data_dir", "mirror",
+                                  "sample", "out_dir", "photos", "resume"),
+        {"dataset": "mnist", "tensorboard": False}, "handwriting"),
+}
