@@ -1,7 +1,8 @@
-"""What keeps the lesson in mnistlab.py robust, so that the lesson itself can tell its story: one
-module per concern, each short enough to read in one sitting.
+"""What keeps the lessons, mnistlab.py and handwriting.py, robust, so that each can tell its
+story: one module per concern, each short enough to read in one sitting.
 
     console      one plain line to stop with; a quiet Ctrl-C for programs run in a terminal
+    lessons      the two lessons: their scripts, their settings, their networks' names
     settings     each setting declared once; the parameters cell, MNISTLAB_* and options
     checks       the checks of the settings' values
     doctor       what this machine offers the lesson (--doctor), without PyTorch
@@ -15,10 +16,11 @@ module per concern, each short enough to read in one sitting.
     training     TrainingRun: progress, test accuracy within epochs, trouble, TensorBoard
     resume       the training state saved after each epoch, and --resume's checks
     photos       reading photos of handwriting
+    exercises    the checks of lesson one's exercises
     export       copies the lesson's #@save cells into mnistlab_saved.py (not imported here)
 
 `import mnistlab_tools as tools` changes nothing in the importing program and loads no PyTorch:
-`tools.NAME` loads the module that holds NAME when it is first used. The modules never import the
+`tools.NAME` loads the module that holds NAME when it is first used. The modules never import a
 lesson, and their functions take what they use as arguments.
 """
 
@@ -28,8 +30,9 @@ from pathlib import Path
 
 # The modules; a name is looked for in the source of each, in this order, and only the module
 # that defines it is loaded, so that a light name never loads PyTorch.
-MODULES = ("console", "settings", "checks", "files", "doctor", "cluster", "data", "device",
-           "figures", "checkpoints", "resume", "stopping", "training", "photos")
+MODULES = ("console", "lessons", "settings", "checks", "files", "doctor", "cluster", "data",
+           "device", "figures", "checkpoints", "resume", "stopping", "training", "photos",
+           "exercises")
 
 
 def __getattr__(name):
