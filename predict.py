@@ -2,10 +2,12 @@
 
     python predict.py my_7.jpg [more photos …]
 
-It loads outputs/mnist_cnn.pt (or the file named by --checkpoint) and says how well that network
-did, prepares each photo the way the lesson's "Your own handwriting" explains, prints the
-network's best guess for each (its two likeliest, "4 or 9 (48 %, 41 %)", when the best is under
-60 %), and saves the figure your_digits.png beside the checkpoint.
+It reads with the best network there is for handwriting: lesson two's, outputs/handwriting_cnn.pt,
+trained with other pens, else lesson one's, outputs/mnist_cnn.pt (or the file named by
+--checkpoint), and says which, and how well it did. It prepares each photo the way lesson two's
+"Preparing a photo" explains, prints the network's best guess for each (its two likeliest, "4 or
+9 (48 %, 41 %)", when the best is under 60 %), and saves the figure your_digits.png beside the
+network.
 """
 
 import os
@@ -29,17 +31,34 @@ def read_options(arguments, environment):
         parser.add_argument("photos", nargs="+", type=Path, metavar="PHOTO",
                             help="photos or scans of one handwritten digit each (PNG, JPEG)")
         parser.add_argument("--checkpoint", type=Path, default=None,
-                            help="the network saved by the lesson "
-                            "(default: mnist_cnn.pt in the output folder)")
+                            help="the network saved by a lesson (default: handwriting_cnn.pt "
+                            "in the output folder, else mnist_cnn.pt)")
         return tools.parse(parser, values, origins, arguments)
     except tools.SettingsError as error:
         tools.stop(f"{error}. Run python predict.py --help to see how to use it.")
 
 
-def read_photos(paths, checkpoint, device):
+# The networks predict.py looks for in the output folder, best for handwriting first, and what
+# each is.
+NETWORKS = (("handwriting", "lesson two's, trained with other pens"),
+            ("mnist", "lesson one's; python handwriting.py trains one that reads photos better"))
+
+
+def best_network(out_dir):
+    """(path, what it is) of the best network for handwriting saved in out_dir."""
+    for name, what in NETWORKS:
+        path = tools.checkpoint_path(out_dir, name)
+        if path.exists():
+            return path, what
+    tools.stop(f"There is no trained network in {tools.readable(out_dir)}: run python "
+               f"handwriting.py (or python mnistlab.py) to train and save one, or name one with "
+               f"--checkpoint.")
+
+
+def read_photos(paths, checkpoint, device, what=""):
     """(digits, probabilities, paths_read): each photo that could be read, prepared like an MNIST
     digit; the ten probabilities the saved network gives it, with the pixels scaled by the mean
-    and std it was trained with; and the paths of those photos."""
+    and std it was trained with; and the paths of those photos. what: which network it is."""
     from mnistlab_saved import DigitNet, prepare_digit, read_digits
 
     model, saved = tools.load_checkpoint(checkpoint, DigitNet, device)
@@ -49,7 +68,8 @@ def read_photos(paths, checkpoint, device):
             f"{', '.join(saved['class_names'][:3])}, …, not digits: name the MNIST network, "
             f"{tools.readable(tools.checkpoint_path(Path(checkpoint).parent, 'mnist'))}")
     digits, paths_read = tools.prepare_photos(paths, prepare_digit)
-    print(f"Reading with {tools.readable(checkpoint)}: {tools.network_record(saved)}.")
+    which = f" ({what})" if what else ""
+    print(f"Reading with {tools.readable(checkpoint)}{which}: {tools.network_record(saved)}.")
     return digits, read_digits(model, digits, saved["mean"], saved["std"]), paths_read
 
 
@@ -58,10 +78,11 @@ def main(arguments=None, environment=os.environ):
     missing = tools.missing_requirements()
     if missing:  # better said in a line than as an ImportError
         tools.stop(tools.install_advice(missing))
-    checkpoint = options.checkpoint or tools.checkpoint_path(options.out_dir, "mnist")
+    checkpoint, what = ((options.checkpoint, "") if options.checkpoint
+                        else best_network(options.out_dir))
     device, _ = tools.pick_device(options.device_name)
     try:
-        digits, probabilities, paths_read = read_photos(options.photos, checkpoint, device)
+        digits, probabilities, paths_read = read_photos(options.photos, checkpoint, device, what)
     except tools.CheckpointError as error:
         tools.stop(str(error))
     for path, chances in zip(paths_read, probabilities, strict=True):
