@@ -123,7 +123,7 @@ def option_parser():
     parser.add_argument("--original-epochs", type=int, default=4,
                         help="most epochs for the original recipe")
     parser.add_argument("--long", metavar="OPTIONS", help="also run the lesson with these "
-                        'options, written --long="--epochs 8 --channels 32 --augment"')
+                        'options, written --long="--epochs 8 --channels 32"')
     parser.add_argument("--target", type=float, default=99.0,
                         help="test accuracy to reach, in %% (default: 99.0)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -1,12 +1,12 @@
-"""How well the lesson's network reads digits written unlike MNIST's: MNIST's own test digits,
-changed the ways real handwriting differs from them, one accuracy per change:
+"""How well lesson two's network (handwriting.py) reads digits written unlike MNIST's: MNIST's
+own test digits, changed the ways real handwriting differs from them, one accuracy per change:
 
     python benchmarks/handwriting.py --data-dir ../shared/data --seeds 5
     python benchmarks/handwriting.py --data-dir ../shared/data --options="--no-augment"
     python benchmarks/handwriting.py --sample --seeds 1          # a quick look
     python benchmarks/handwriting.py --data-dir ../shared/data --figure figures/other_pens.png
 
-Each seed trains the lesson's recipe (its #@save cells, with the values of its parameters cell)
+Each seed trains lesson two's recipe (its #@save cells, with the values of its parameters cell)
 on the training digits, then reads the test digits as they are; with strokes one and two pixels
 thicker (3 × 3 and 5 × 5 max-pooling) and thinner (2 × 2 min-pooling); slanted by ±15°; scaled to
 70 % and 120 % of the frame; and as photos: each digit made a photo-like JPEG (benchmarks/
@@ -14,9 +14,9 @@ photo_like.py), as MNIST wrote it and with a thin and a broad pen, and read back
 prepare_digit, as predict.py reads a photo. Where Debian's handwriting fonts are installed (see
 photo_like.py), it also reads photos of the ten digits in each of them, as the font draws them and
 with bolder pens. It prints a Markdown table of the mean accuracy over the seeds, and the mean of
-the changes. --options trains with other settings, as the lesson's options write them.
+the changes. --options trains with other settings, as lesson two's options write them.
 
---figure draws the lesson's figure of other pens instead: an 8 and a 4 of the test set, thinner,
+--figure draws lesson two's figure of other pens instead: an 8 and a 4 of the test set, thinner,
 as they are and thicker, each read by the network of seed 0 trained without other pens
 (--no-augment) and with them.
 """
@@ -90,9 +90,9 @@ def trained_network(train_set, mean, std, seed, settings):
     steps = -(-len(images) // settings.batch_size)
     optimizer, scheduler = lesson.one_cycle_adam(model, settings.lr, settings.epochs * steps)
     for _ in range(settings.epochs):
+        batches = lesson.shuffled_batches(images, labels, settings.batch_size)
         lesson.train_one_epoch(model, optimizer, scheduler,
-                               lesson.shuffled_batches(images, labels, settings.batch_size),
-                               settings.augment)
+                               lesson.with_other_pens(batches) if settings.augment else batches)
     return model
 
 
@@ -100,7 +100,7 @@ def pen_readings(train_set, test_set, mean, std):
     """(pens, readings): the test digits with four pens, and each read by the network of seed 0
     trained on MNIST's pen only (--no-augment) and with other pens: {how: {pen: probabilities}}."""
     networks = {how: trained_network(train_set, mean, std, 0,
-                                     tools.read_settings(DEFAULTS, [option], {}))
+                                     tools.read_settings(DEFAULTS, [option], {}, "handwriting"))
                 for how, option in [("MNIST's pen", "--no-augment"),
                                     ("other pens", "--augment")]}
     digits = test_set.data.float() / 255
@@ -187,7 +187,8 @@ def main():
     mean, std = lesson.pixel_mean_and_std(train_set)
     if options.figure:
         return pens_figure(train_set, test_set, mean, std, options.figure)
-    settings = tools.read_settings(DEFAULTS, shlex.split(options.options), {})
+    settings = tools.read_settings(DEFAULTS, shlex.split(options.options), {},
+                                   "handwriting")
     table = variants(test_set.data.float() / 255, test_set.targets,
                      min(options.photos, len(test_set)))
     print_table(scores(table, train_set, mean, std, options.seeds, settings), options)

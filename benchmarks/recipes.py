@@ -96,7 +96,9 @@ def train_lesson(data, device, seed, settings, probes=True):
             batches = lesson.shuffled_batches(train_images, train_labels, settings.batch_size)
             if probes:
                 batches = probed(batches, model, test_images, test_labels, steps_per_epoch)
-            lesson.train_one_epoch(model, optimizer, scheduler, batches, settings.augment)
+            if settings.augment:  # lesson two's other pens
+                batches = lesson.with_other_pens(batches)
+            lesson.train_one_epoch(model, optimizer, scheduler, batches)
             synchronize(device)
             trained += time.perf_counter() - start
             run.seconds.append(trained)

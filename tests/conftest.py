@@ -66,8 +66,8 @@ def mirror(tmp_path):
 
 
 def network_trained_on_sample(augment, seed=0, epochs=5):
-    """(DigitNet, mean, std): the lesson's recipe on the committed sample, with or without other
-    pens, and the pixels' mean and spread."""
+    """(DigitNet, mean, std): lesson two's recipe on the committed sample, with or without other
+    pens (lesson one's recipe is lesson two's without them), and the pixels' mean and spread."""
     train = datasets.MNIST(tools.SAMPLE_DIR, train=True)
     pixels = train.data.float() / 255
     mean, std = pixels.mean().item(), pixels.std().item()
@@ -75,14 +75,15 @@ def network_trained_on_sample(augment, seed=0, epochs=5):
     model = saved.fresh_network(16, seed, torch.device("cpu"))
     optimizer, scheduler = saved.one_cycle_adam(model, 0.02, epochs * 16)
     for _ in range(epochs):
+        batches = saved.shuffled_batches(images, labels, 128)
         saved.train_one_epoch(model, optimizer, scheduler,
-                              saved.shuffled_batches(images, labels, 128), augment)
+                              saved.with_other_pens(batches) if augment else batches)
     return model.eval(), mean, std
 
 
 @pytest.fixture(scope="session")
 def sample_network():
-    """DigitNet trained on the committed sample for 5 epochs, as the lesson trains it (with other
+    """DigitNet trained on the committed sample for 5 epochs, as lesson two trains it (with other
     pens), with the pixels' mean and spread."""
     return network_trained_on_sample(augment=True)
 

@@ -30,16 +30,22 @@ import mnistlab_tools as tools
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "mnistlab.py"
 NOTEBOOK = REPO / "mnistlab.ipynb"
-# What a fresh clone holds for the lesson to run: the lesson, its modules, and the sample.
-LESSON_FILES = ["mnistlab.py", "mnistlab_saved.py", "predict.py", "requirements.txt"]
+# Lesson two, your own handwriting.
+HANDWRITING = REPO / "handwriting.py"
+HANDWRITING_NOTEBOOK = REPO / "handwriting.ipynb"
+# Each lesson (a key of tools.LESSONS): its script and its notebook.
+PAIRS = {"mnistlab": (SCRIPT, NOTEBOOK), "handwriting": (HANDWRITING, HANDWRITING_NOTEBOOK)}
+# What a fresh clone holds for the lessons to run: the lessons, their modules, and the sample.
+LESSON_FILES = ["mnistlab.py", "handwriting.py", "mnistlab_saved.py", "predict.py",
+                "requirements.txt"]
 FIGURES = [
     "sample_digits",
     "learning_curve",
     "what_the_network_sees",
     "confusion_matrix",
     "misclassified_digits",
-    "your_digits",
 ]
+HANDWRITING_FIGURES = ["a_batch_with_other_pens", "your_digits"]
 RESULT = re.compile(
     r"^Result: (?P<seconds>[\d.]+) s of training on \w+, "
     r"test accuracy (?P<accuracy>[\d.]+) %",
@@ -119,11 +125,11 @@ def offline(environment):
     }
 
 
-def lesson_parameters():
-    """The values of the lesson's parameters cell, as papermill reads them, without running it."""
+def lesson_parameters(notebook=NOTEBOOK):
+    """The values of a lesson's parameters cell, as papermill reads them, without running it."""
     return {
         name: ast.literal_eval(parameter["default"])
-        for name, parameter in papermill.inspect_notebook(str(NOTEBOOK)).items()
+        for name, parameter in papermill.inspect_notebook(str(notebook)).items()
     }
 
 
@@ -166,8 +172,8 @@ class Kernel:
         self.manager.shutdown_kernel(now=True)
 
 
-def code_cells():
-    return [cell.source for cell in jupytext.read(SCRIPT).cells if cell.cell_type == "code"]
+def code_cells(script=SCRIPT):
+    return [cell.source for cell in jupytext.read(script).cells if cell.cell_type == "code"]
 
 
 def cell_index(phrase, cells=None):

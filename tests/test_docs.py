@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 import mnistlab_tools
-from helpers import FIGURES, NOTEBOOK, REPO, RESULT, SCRIPT, lesson_environment, lesson_parameters
+from helpers import (FIGURES, HANDWRITING_FIGURES, NOTEBOOK, PAIRS, REPO, RESULT,
+                     lesson_environment, lesson_parameters)
 
 PAGES = ["README.md", "Readme_jupyter.md", "CONTRIBUTING.md",
          *sorted(str(page.relative_to(REPO)) for page in (REPO / "docs").glob("*.md"))]
@@ -62,7 +63,7 @@ def test_the_contents_list_the_readmes_sections_as_they_are_headed():
 
 def test_the_pages_show_the_figures_of_a_full_mnist_run():
     text = text_of("README.md") + text_of("docs/results.md") + text_of("docs/beyond.md")
-    for name in FIGURES:
+    for name in [*FIGURES, *HANDWRITING_FIGURES]:
         assert f"figures/{name}.png)" in text
         assert (REPO / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     captions = re.findall(r"!\[([^\]]*)\]\((?:\.\./)?figures/", text)
@@ -70,12 +71,17 @@ def test_the_pages_show_the_figures_of_a_full_mnist_run():
 
 
 def test_the_settings_table_lists_exactly_the_lessons_settings():
-    rows = re.findall(r"^\| `(\w+) = ([^`]+)` \| `(--[\w-]+)[^`]*` \| `(MNISTLAB_\w+)[^`]*` \|",
-                      text_of("docs/settings.md"), re.M)
+    rows = re.findall(r"^\| `(\w+) = ([^`]+)` \| ([\w ]+) \| `(--[\w-]+)[^`]*` \| "
+                      r"`(MNISTLAB_\w+)[^`]*` \|", text_of("docs/settings.md"), re.M)
     assert [name for name, *_ in rows] == [setting.name for setting in mnistlab_tools.SETTINGS]
-    cell = lesson_parameters()
-    for (name, value, option, variable), setting in zip(rows, mnistlab_tools.SETTINGS, strict=True):
-        assert ast.literal_eval(value) == cell[name] == setting.default, name
+    cells = {lesson: lesson_parameters(notebook) for lesson, (_, notebook) in PAIRS.items()}
+    for (name, value, lessons, option, variable), setting in zip(rows, mnistlab_tools.SETTINGS,
+                                                                 strict=True):
+        having = [lesson for lesson in PAIRS if name in mnistlab_tools.LESSONS[lesson].settings]
+        assert lessons == " and ".join({"mnistlab": "one", "handwriting": "two"}[lesson]
+                                       for lesson in having), name
+        for lesson in having:
+            assert ast.literal_eval(value) == cells[lesson][name] == setting.default, name
         assert (option, variable) == (setting.flag, setting.variable)
 
 
@@ -171,8 +177,8 @@ def test_one_commit_takes_an_edit_of_either_file_with_its_pair_and_the_saved_mod
     pre_commit = shutil.which("pre-commit", path=f"{sys.prefix}/bin")
     if not pre_commit:
         pytest.skip("needs pre-commit, from tests/requirements.txt")
-    for name in ["mnistlab.py", "mnistlab.ipynb", "jupytext.toml", "mnistlab_saved.py",
-                 ".pre-commit-config.yaml"]:
+    for name in ["mnistlab.py", "mnistlab.ipynb", "handwriting.py", "handwriting.ipynb",
+                 "jupytext.toml", "mnistlab_saved.py", ".pre-commit-config.yaml"]:
         shutil.copy2(REPO / name, tmp_path / name)
     shutil.copytree(REPO / "mnistlab_tools", tmp_path / "mnistlab_tools",
                     ignore=shutil.ignore_patterns("__pycache__"))
@@ -202,6 +208,13 @@ def test_one_commit_takes_an_edit_of_either_file_with_its_pair_and_the_saved_mod
         assert "/ 255  # from the notebook" in committed, name
         assert name == "mnistlab_saved.py" or "## The curve, edited" in committed, name
     assert outputs_in(notebook) == outputs_in(NOTEBOOK)
+    # Lesson two's pair goes the same way, into the same saved module.
+    two = tmp_path / "handwriting.py"
+    two.write_text(two.read_text().replace('"""The digit cropped to its ink."""',
+                                           '"""The digit cropped to its ink, edited."""'))
+    commit_at_the_first_try("handwriting.py", tmp_path, environment)
+    for name in ("handwriting.py", "handwriting.ipynb", "mnistlab_saved.py"):
+        assert "cropped to its ink, edited" in git("show", f"HEAD:{name}", cwd=tmp_path).stdout
 
 
 def test_regenerating_the_figures_without_mnist_says_what_to_do(tmp_path):
@@ -215,8 +228,11 @@ def test_regenerating_the_figures_without_mnist_says_what_to_do(tmp_path):
     assert "bash figures/regenerate.sh" in commands_in("CONTRIBUTING.md")
 
 
-def test_the_committed_notebook_holds_a_full_mnist_run_of_its_cells_as_they_stand():
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+@pytest.mark.parametrize("lesson", PAIRS)
+def test_the_committed_notebook_holds_a_full_mnist_run_of_its_cells_as_they_stand(lesson):
+    script, notebook_path = PAIRS[lesson]
+    figures = {"mnistlab": FIGURES, "handwriting": HANDWRITING_FIGURES}[lesson]
+    notebook = nbformat.read(notebook_path, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1)), (
         "run figures/regenerate.sh"
@@ -227,8 +243,8 @@ def test_the_committed_notebook_holds_a_full_mnist_run_of_its_cells_as_they_stan
     assert result and "on 10,000 MNIST test digits" in printed and float(result["accuracy"]) > 98.5
     assert sum(
         "image/png" in output.get("data", {}) for cell in code for output in cell.outputs
-    ) == len(FIGURES)
-    script_code = "\n".join(c.source for c in jupytext.read(SCRIPT).cells if c.cell_type == "code")
+    ) == len(figures)
+    script_code = "\n".join(c.source for c in jupytext.read(script).cells if c.cell_type == "code")
     assert (
         notebook.metadata["mnistlab"]["outputs_of_code_sha256"]
         == hashlib.sha256(script_code.encode()).hexdigest()

@@ -48,9 +48,16 @@ def test_training_with_other_pens_works_for_any_batch_size(batch_size):
     images, labels = torch.randn(7, 1, 28, 28), torch.randint(0, 10, (7,))
     model = saved.fresh_network(4, 0, torch.device("cpu"))
     optimizer, scheduler = saved.one_cycle_adam(model, 0.02, 10)
-    losses = saved.train_one_epoch(model, optimizer, scheduler,
-                                   saved.shuffled_batches(images, labels, batch_size), True)
+    batches = saved.with_other_pens(saved.shuffled_batches(images, labels, batch_size))
+    losses = saved.train_one_epoch(model, optimizer, scheduler, batches)
     assert len(losses) == -(-7 // batch_size) and all(loss == loss for loss in losses)
+
+
+def test_with_other_pens_redraws_the_first_half_of_each_batch_and_keeps_its_labels():
+    images, labels = torch.rand(8, 1, 28, 28), torch.arange(8)
+    (redrawn, kept_labels), = list(saved.with_other_pens([(images, labels)]))
+    assert torch.equal(kept_labels, labels) and redrawn.shape == images.shape
+    assert torch.equal(redrawn[4:], images[4:]) and not torch.allclose(redrawn[:4], images[:4])
 
 
 def test_a_photo_is_given_strokes_nearer_mnists():

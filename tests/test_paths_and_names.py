@@ -17,9 +17,15 @@ import torch
 
 import mnistlab_tools as tools
 from benchmarks.photo_like import photo_of
-from helpers import REPO, held_out_digits, lesson_environment, lesson_parameters, run_predict
+from helpers import (HANDWRITING_NOTEBOOK, REPO, held_out_digits, lesson_environment,
+                     lesson_parameters, run_predict)
 
 CELL = lesson_parameters()
+PHOTOS_CELL = lesson_parameters(HANDWRITING_NOTEBOOK)  # lesson two's, which reads photos
+
+
+def handwriting_settings(cell, arguments):
+    return tools.read_settings(cell, arguments, {}, "handwriting")
 TOO_LONG = "x" * 300  # over the 255 bytes a file system allows in one name
 
 
@@ -34,14 +40,15 @@ def test_numbers_from_papermill_are_names_as_the_parameters_cell_types_them(tmp_
     assert settings.out_dir == tools.HERE / "2024"
     with pytest.raises(tools.SettingsError, match="photos in the parameters cell: '.*7' is not "
                                                   "allowed: there is no such file"):
-        tools.read_settings({**CELL, "photos": 7}, [], {})
+        handwriting_settings({**PHOTOS_CELL, "photos": 7}, [])
 
 
 def test_photos_given_twice_are_all_read(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for name in ("a.jpg", "b.jpg", "c.jpg"):
         (tmp_path / name).write_bytes(b"")
-    settings = tools.read_settings(CELL, ["--photos", "a.jpg", "--photos", "b.jpg", "c.jpg"], {})
+    settings = handwriting_settings(PHOTOS_CELL, ["--photos", "a.jpg", "--photos", "b.jpg",
+                                                     "c.jpg"])
     assert settings.photos == [Path("a.jpg"), Path("b.jpg"), Path("c.jpg")]
 
 
@@ -53,12 +60,12 @@ def test_photos_given_twice_are_all_read(tmp_path, monkeypatch):
 def test_a_photo_that_is_not_a_file_is_refused_in_the_settings(tmp_path, make, phrase):
     make(tmp_path / "photo.jpg")
     with pytest.raises(tools.SettingsError, match=f"--photos: .*{phrase}"):
-        tools.read_settings(CELL, ["--photos", str(tmp_path / "photo.jpg")], {})
+        handwriting_settings(PHOTOS_CELL, ["--photos", str(tmp_path / "photo.jpg")])
 
 
 def test_a_name_too_long_for_the_file_system_is_named_not_raised(tmp_path):
     with pytest.raises(tools.SettingsError, match="unreachable .File name too long"):
-        tools.read_settings(CELL, ["--photos", str(tmp_path / TOO_LONG / "a.jpg")], {})
+        handwriting_settings(PHOTOS_CELL, ["--photos", str(tmp_path / TOO_LONG / "a.jpg")])
     settings = tools.read_settings(CELL, ["--data-dir", str(tmp_path / TOO_LONG)], {})
     assert tools.data_problems(settings.data_dir / "MNIST" / "raw") == []
     assert tools.free_space_line("data", settings.data_dir).startswith("Disk for the data")

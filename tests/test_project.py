@@ -7,17 +7,19 @@ import sys
 
 import jupytext
 import nbformat
+import pytest
 import yaml
 
 import mnistlab_tools
-from helpers import NOTEBOOK, REPO, SCRIPT, lesson_parameters
+from helpers import PAIRS, REPO, SCRIPT, lesson_parameters
 
 
-def test_the_notebook_holds_the_same_cells_as_the_script():
-    script, notebook = jupytext.read(SCRIPT), jupytext.read(NOTEBOOK)
+@pytest.mark.parametrize("lesson", PAIRS)
+def test_the_notebook_holds_the_same_cells_as_the_script(lesson):
+    script, notebook = (jupytext.read(path) for path in PAIRS[lesson])
     assert [(c.cell_type, c.source.strip()) for c in notebook.cells] == [
         (c.cell_type, c.source.strip()) for c in script.cells
-    ], "run: jupytext --sync mnistlab.py"
+    ], f"run: jupytext --sync {PAIRS[lesson][0].name}"
     assert notebook.metadata["jupytext"]["formats"] == "ipynb,py:percent"
     assert 'formats = "ipynb,py:percent"' in (REPO / "jupytext.toml").read_text()
 
@@ -110,31 +112,36 @@ def test_no_line_of_python_is_over_100_characters():
 
 
 def test_the_lesson_stays_a_lesson():
-    """At most 250 lines of code in its cells, and the network defined in its first 200 lines."""
+    """Lesson one is read in one sitting: at most 180 lines of code in its cells and 1,800 words
+    of prose, and the network defined in its first 160 lines."""
+    cells = jupytext.read(SCRIPT).cells
     code = [
         line
-        for cell in jupytext.read(SCRIPT).cells
+        for cell in cells
         if cell.cell_type == "code"
         for line in cell.source.splitlines()
         if line.strip() and not line.strip().startswith("#")
     ]
-    assert len(code) <= 250, f"{len(code)} lines of code in the lesson's cells"
+    assert len(code) <= 180, f"{len(code)} lines of code in the lesson's cells"
+    words = sum(len(cell.source.split()) for cell in cells if cell.cell_type == "markdown")
+    assert words <= 1800, f"{words} words of prose"
     lines = SCRIPT.read_text().splitlines()
     assert (
         next(number for number, line in enumerate(lines, 1) if line.startswith("class DigitNet"))
-        <= 200
+        <= 160
     )
-    source = SCRIPT.read_text()
-    assert "import ast" not in source and "exec(" not in source
+    for path, _ in PAIRS.values():
+        source = path.read_text()
+        assert "import ast" not in source and "exec(" not in source, path.name
 
 
-def test_the_parameters_cell_is_tagged_for_papermill_and_holds_plain_values():
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+@pytest.mark.parametrize("lesson", PAIRS)
+def test_the_parameters_cell_is_tagged_for_papermill_and_holds_plain_values(lesson):
+    notebook = nbformat.read(PAIRS[lesson][1], as_version=4)
     (cell,) = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
-    assert [line.split("=")[0].strip() for line in cell.source.splitlines()] == [
-        setting.name for setting in mnistlab_tools.SETTINGS
-    ]
-    assert lesson_parameters()["epochs"] == 1
+    assert [line.split("=")[0].strip() for line in cell.source.splitlines()] == list(
+        mnistlab_tools.LESSONS[lesson].settings)
+    assert lesson_parameters(PAIRS[lesson][1])["epochs"] == 1
 
 
 def test_no_part_of_the_project_executes_the_lesson_to_reach_its_functions():

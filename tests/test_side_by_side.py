@@ -17,8 +17,8 @@ import torch
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools
-from helpers import (SCRIPT, lesson_environment, lesson_parameters, offline, run_lesson, tmpfs,
-                     training_run, write_mnist_like)
+from helpers import (HANDWRITING_NOTEBOOK, SCRIPT, lesson_environment, lesson_parameters,
+                     offline, run_lesson, tmpfs, training_run, write_mnist_like)
 
 DIGITS = [str(digit) for digit in range(10)]
 
@@ -312,9 +312,9 @@ def test_a_training_state_that_is_a_pipe_is_named_not_waited_on(tmp_path, capsys
 # Papermill's None
 
 def test_none_from_papermill_means_the_default_for_every_setting():
-    cell = {**lesson_parameters(), "data_dir": None, "out_dir": None, "mirror": None,
-            "photos": None}
-    settings = tools.read_settings(cell, [], {})
+    cell = {**lesson_parameters(HANDWRITING_NOTEBOOK), "data_dir": None, "out_dir": None,
+            "mirror": None, "photos": None}
+    settings = tools.read_settings(cell, [], {}, "handwriting")
     assert settings.data_dir == tools.HERE / "data" and settings.out_dir == tools.HERE / "outputs"
     assert settings.mirror == "" and settings.photos == [tools.HERE / "sample/photo_of_a_7.jpg"]
     assert "None" not in tools.describe(settings)

@@ -11,6 +11,7 @@ from nbclient import NotebookClient
 
 from helpers import (
     FIGURES,
+    PAIRS,
     NOTEBOOK,
     REPO,
     RESULT,
@@ -41,6 +42,7 @@ def test_plain_python_from_another_folder_saves_the_figures(terminal_run):
     assert result and float(result["accuracy"]) > 70, finished.stdout
     assert "on 500 sample test digits" in finished.stdout
     assert "out_dir=figures here" in finished.stdout and "PosixPath" not in finished.stdout
+    assert finished.stdout.count("not tried yet.") == 5  # the exercises, and the run goes on
 
 
 def test_without_network_it_explains_and_falls_back_to_the_sample(terminal_run):
@@ -215,16 +217,20 @@ def test_a_bad_value_in_the_parameters_cell_is_named_in_a_kernel(tmp_path):
     assert not (tmp_path / "mnist_cnn.pt").exists()
 
 
-def test_help_lists_every_setting(tmp_path):
+@pytest.mark.parametrize("lesson", PAIRS)
+def test_help_lists_every_setting_of_the_lesson(tmp_path, lesson):
     import mnistlab_tools
 
-    finished = run_lesson("--help", cwd=tmp_path, environment=lesson_environment(tmp_path))
+    finished = run_lesson("--help", cwd=tmp_path, environment=lesson_environment(tmp_path),
+                          script=PAIRS[lesson][0])
     assert finished.returncode == 0
     text = " ".join(finished.stdout.split())  # as wide as the terminal is
+    assert text.startswith(f"usage: python {PAIRS[lesson][0].name} ")
     for setting in mnistlab_tools.SETTINGS:
-        assert setting.flag in text and setting.variable in text
-    assert "--device NAME" in text and "--dataset {mnist,fashion}" in text
-    assert "(now: 1; MNISTLAB_EPOCHS)" in text and "--epochs N" in text
+        offered = setting.name in mnistlab_tools.LESSONS[lesson].settings
+        assert (setting.flag in text and setting.variable in text) == offered, setting.name
+    assert "--device NAME" in text and "(now: 1; MNISTLAB_EPOCHS)" in text
+    assert ("--dataset {mnist,fashion}" in text) == (lesson == "mnistlab")
 
 
 def test_an_edit_of_the_parameters_cell_not_yet_read_is_pointed_out(lesson_kernel):
@@ -238,3 +244,32 @@ def test_an_edit_of_the_parameters_cell_not_yet_read_is_pointed_out(lesson_kerne
             printed(outputs)
     finally:
         lesson_kernel.run(cells[parameters])  # as it was, for the other tests of this kernel
+
+
+def test_the_exercises_check_a_learners_answers_in_the_kernel(lesson_kernel):
+    """Untried in the first run; then wrong, then right, as a learner edits each cell and runs it
+    again."""
+    cells = [source for source, *_ in lesson_kernel.first_run]
+    untried = [printed(outputs) for source, _, outputs in lesson_kernel.first_run
+               if "tools.check_" in source and "check_memory" not in source]
+    assert len(untried) == 5 and all("not tried yet." in text for text in untried)
+    pair = "max(((k, p) for k, p in confusion.stack().index if k != p), key=confusion.stack().get)"
+    # (what the cell holds, a wrong answer put there, a right one)
+    edits = [
+        ("weights_of_a_narrower_network = None", "weights_of_a_narrower_network = 5970",
+         "weights_of_a_narrower_network = 6018"),
+        ("shape_of_32_by_32_features = None", "shape_of_32_by_32_features = (32, 4, 4)",
+         "shape_of_32_by_32_features = (32, 5, 5)"),
+        ("loss_before_training = None", "loss_before_training = 0.1",
+         "import math\nloss_before_training = -math.log(1 / 10)"),
+        ("most_frequent_mistake = None", "most_frequent_mistake = (0, 0)",
+         f"most_frequent_mistake = {pair}"),
+        ("return None  # your code here", "return (predicted == known).float().mean().item()",
+         "return (predicted == known).float().mean().item() * 100"),
+    ]
+    for number, (phrase, wrong, right) in enumerate(edits, 1):
+        source = cells[cell_index(phrase, cells)]
+        for answer, verdict in ((wrong, "not yet. Hint: "), (right, "right. ")):
+            status, outputs = lesson_kernel.run(source.replace(phrase, answer))
+            assert status == "ok" and f"Exercise {number}: {verdict}" in printed(outputs), (
+                answer, printed(outputs))

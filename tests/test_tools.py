@@ -16,12 +16,13 @@ from torchvision import datasets
 
 import mnistlab_tools as tools
 from mnistlab_tools import export
-from helpers import REPO, lesson_parameters
+from helpers import HANDWRITING_NOTEBOOK, PAIRS, REPO, lesson_parameters
 from mnistlab_saved import DigitNet, prepare_digit
 from benchmarks.photo_like import photo_of
 from helpers import write_mnist_like
 
 CELL = lesson_parameters()
+TWO = lesson_parameters(HANDWRITING_NOTEBOOK)  # lesson two's parameters cell
 
 
 # Settings
@@ -38,8 +39,17 @@ def test_the_parameters_cell_gives_the_defaults():
     ) == (1, 128, 0.02, "auto", False)
     # Folders in the cell are taken from the lesson's folder, wherever the lesson is started from.
     assert settings.data_dir == REPO / "data" and settings.out_dir == REPO / "outputs"
-    assert settings.photos == [REPO / "sample" / "photo_of_a_7.jpg"]
-    assert settings.origins == {}
+    assert settings.origins == {} and settings.network_name == "mnist"
+    assert (settings.augment, settings.photos) == (False, [])  # lesson two's settings
+    two = tools.read_settings(TWO, [], {}, "handwriting")
+    assert two.photos == [REPO / "sample" / "photo_of_a_7.jpg"] and two.augment
+    assert (two.dataset, two.tensorboard, two.network_name) == ("mnist", False, "handwriting")
+
+
+def test_lesson_one_points_to_lesson_two_for_its_settings():
+    for option in ("--augment", "--photos"):
+        with pytest.raises(tools.SettingsError, match="lesson two's: python handwriting.py"):
+            tools.read_settings(CELL, [option, "my_7.jpg"][:1 + (option == "--photos")], {})
 
 
 def test_the_environment_overrides_the_cell():
@@ -80,15 +90,16 @@ def test_options_override_the_environment():
 
 def test_an_edited_cell_is_read_with_the_same_checks():
     settings = tools.read_settings(
-        {**CELL, "epochs": 4, "augment": True, "data_dir": "/srv/data"}, [], {}
+        {**CELL, "epochs": 4, "channels": 8, "data_dir": "/srv/data"}, [], {}
     )
-    assert (settings.epochs, settings.augment, settings.data_dir) == (4, True, Path("/srv/data"))
+    assert (settings.epochs, settings.channels, settings.data_dir) == (4, 8, Path("/srv/data"))
 
 
 def test_paths_typed_in_a_terminal_are_taken_from_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "my 7.png").write_bytes(b"")
-    settings = tools.read_settings(CELL, ["--out-dir", "figures here", "--photos", "my 7.png"], {})
+    settings = tools.read_settings(TWO, ["--out-dir", "figures here", "--photos", "my 7.png"], {},
+                                   "handwriting")
     assert settings.out_dir.resolve() == tmp_path / "figures here"
     assert settings.photos == [Path("my 7.png")]
     line = tools.describe(settings)
@@ -117,16 +128,24 @@ def test_paths_typed_in_a_terminal_are_taken_from_the_current_folder(tmp_path, m
         ({}, ["--batch-size", "1000000"], {}, "--batch-size"),
         ({}, ["--epochs", "1e9"], {}, "--epochs"),
         ({"out_dir": ""}, [], {}, "out_dir in the parameters cell"),
-        ({}, [], {"MNISTLAB_PHOTOS": "/no/such/photo.jpg"}, "MNISTLAB_PHOTOS"),
         ({"epochs": 2.5}, [], {}, "epochs in the parameters cell"),
         ({"batch_size": True}, [], {}, "batch_size in the parameters cell"),
-        ({"augment": "perhaps"}, [], {}, "augment in the parameters cell"),
         ({"dataset": "cifar"}, [], {}, "dataset in the parameters cell"),
     ],
 )
 def test_a_bad_value_is_named_where_it_came_from(cell, arguments, environment, named):
     with pytest.raises(tools.SettingsError, match=named):
         tools.read_settings({**CELL, **cell}, arguments, environment)
+
+
+@pytest.mark.parametrize("cell, environment, named", [
+    ({}, {"MNISTLAB_PHOTOS": "/no/such/photo.jpg"}, "MNISTLAB_PHOTOS"),
+    ({"augment": "perhaps"}, {}, "augment in the parameters cell"),
+    ({"epochs": 0}, {}, "epochs in the parameters cell"),
+])
+def test_a_bad_value_in_lesson_two_is_named_where_it_came_from(cell, environment, named):
+    with pytest.raises(tools.SettingsError, match=named):
+        tools.read_settings({**TWO, **cell}, [], environment, "handwriting")
 
 
 def test_an_edit_of_the_cell_that_a_variable_overrides_is_pointed_out(monkeypatch):
@@ -150,13 +169,15 @@ def test_a_bad_value_names_the_range_and_no_internal_function():
         tools.read_settings(CELL, [], {"MNISTLAB_CHANNELS": "4096"})
 
 
-def test_an_empty_value_means_the_parameters_cell_for_every_setting():
-    empty = {setting.variable: " " for setting in tools.SETTINGS}
-    from_variables = tools.read_settings(CELL, [], empty)
-    options = [word for setting in tools.SETTINGS if setting.metavar
-               for word in (setting.flag, "")]
-    from_options = tools.read_settings(CELL, options, {})
-    cell = tools.read_settings(CELL, [], {})
+@pytest.mark.parametrize("lesson", tools.LESSONS)
+def test_an_empty_value_means_the_parameters_cell_for_every_setting(lesson):
+    values = lesson_parameters(PAIRS[lesson][1])
+    own = [tools.SETTING[name] for name in tools.LESSONS[lesson].settings]
+    empty = {setting.variable: " " for setting in own}
+    from_variables = tools.read_settings(values, [], empty, lesson)
+    options = [word for setting in own if setting.metavar for word in (setting.flag, "")]
+    from_options = tools.read_settings(values, options, {}, lesson)
+    cell = tools.read_settings(values, [], {}, lesson)
     for name in tools.SETTING:
         assert getattr(from_variables, name) == getattr(from_options, name) == getattr(cell, name)
     assert from_variables.origins == {}
