@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import jupytext
+import nbformat
 import papermill
 import pytest
 import torch
@@ -98,6 +99,24 @@ def run_predict(*arguments, cwd, environment, folder=REPO, without_rights=False)
         text=True,
         timeout=120,
     )
+
+
+def papermill_in_a_clone(folder, notebook, *parameters):
+    """papermill NOTEBOOK done.ipynb -p NAME VALUE … in a fresh clone in `folder`, with the
+    parameters alone, as a learner runs it: (the finished process, what the cells printed)."""
+    fresh_clone(folder)
+    shutil.copy2(notebook, folder / notebook.name)
+    environment = lesson_environment(folder / "unused")
+    del environment["MNISTLAB_OUT_DIR"]
+    options = [word for name, value in zip(parameters[::2], parameters[1::2], strict=True)
+               for word in ("-p", name, value)]
+    finished = subprocess.run([sys.executable, "-m", "papermill", notebook.name, "done.ipynb",
+                               *options], cwd=folder, env=environment, capture_output=True,
+                              text=True, timeout=300)
+    if finished.returncode:
+        return finished, ""
+    return finished, printed(output for cell in nbformat.read(folder / "done.ipynb", 4).cells
+                             if cell.cell_type == "code" for output in cell.outputs)
 
 
 def fresh_clone(folder):

@@ -3,8 +3,6 @@ offline, on the CPU: a terminal after lesson one, cell by cell in a kernel, Run 
 papermill; then predict.py, which reads with lesson two's network by default."""
 
 import shutil
-import subprocess
-import sys
 
 import nbformat
 import pytest
@@ -26,6 +24,7 @@ from helpers import (
     lesson_environment,
     offline,
     on_stderr,
+    papermill_in_a_clone,
     printed,
     run_lesson,
     run_predict,
@@ -107,17 +106,9 @@ def test_lesson_two_run_all_in_the_notebook(tmp_path, monkeypatch):
 
 
 def test_lesson_two_with_papermill_and_without_other_pens(tmp_path):
-    fresh_clone(tmp_path)
-    shutil.copy2(HANDWRITING_NOTEBOOK, tmp_path / "handwriting.ipynb")
-    environment = lesson_environment(tmp_path / "unused")
-    del environment["MNISTLAB_OUT_DIR"]  # the parameters alone, as a learner runs it
-    finished = subprocess.run(
-        [sys.executable, "-m", "papermill", "handwriting.ipynb", "done.ipynb", "-p", "augment",
-         "False", "-p", "sample", "True", "-p", "out_dir", "pm out"],
-        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    finished, text = papermill_in_a_clone(tmp_path, HANDWRITING_NOTEBOOK, "augment", "False",
+                                          "sample", "True", "out_dir", "pm out")
     assert finished.returncode == 0, finished.stderr[-3000:]
-    text = printed(output for cell in nbformat.read(tmp_path / "done.ipynb", as_version=4).cells
-                   if cell.cell_type == "code" for output in cell.outputs)
     assert "augment=False" in text and "without other pens" in text
     assert (tmp_path / "pm out" / "handwriting_cnn.pt").exists()
 

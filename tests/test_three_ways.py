@@ -1,9 +1,6 @@
 """The lesson, run the ways learners run it, on the committed sample, offline, on the CPU: a
 terminal, cell by cell in a kernel, Run All, and papermill with other parameters."""
 
-import shutil
-import subprocess
-import sys
 
 import nbformat
 import pytest
@@ -19,10 +16,10 @@ from helpers import (
     cell_index,
     code_cells,
     figures_drawn,
-    fresh_clone,
     images_in,
     lesson_environment,
     on_stderr,
+    papermill_in_a_clone,
     printed,
     run_lesson,
 )
@@ -101,40 +98,9 @@ def test_run_all_in_the_notebook(tmp_path, monkeypatch):
 
 
 def test_papermill_runs_the_notebook_with_other_parameters(tmp_path):
-    fresh_clone(tmp_path)
-    shutil.copy2(NOTEBOOK, tmp_path / "mnistlab.ipynb")
-    environment = lesson_environment(tmp_path / "unused")
-    del environment["MNISTLAB_OUT_DIR"]  # the parameters alone, as a learner runs it
-    finished = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "papermill",
-            "mnistlab.ipynb",
-            "done.ipynb",
-            "-p",
-            "epochs",
-            "2",
-            "-p",
-            "sample",
-            "True",
-            "-p",
-            "out_dir",
-            "pm out",
-        ],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    finished, text = papermill_in_a_clone(tmp_path, NOTEBOOK, "epochs", "2", "sample", "True",
+                                          "out_dir", "pm out")
     assert finished.returncode == 0, finished.stderr[-3000:]
-    text = printed(
-        output
-        for cell in nbformat.read(tmp_path / "done.ipynb", as_version=4).cells
-        if cell.cell_type == "code"
-        for output in cell.outputs
-    )
     assert "epochs=2" in text and "sample=True" in text
     assert "epoch 1:" in text and "epoch 2:" in text and "epoch 3:" not in text
     assert "on 500 sample test digits" in text
