@@ -1,7 +1,7 @@
 """The two lessons: the script that runs each, the settings of its parameters cell, the values
 it fixes for the others, and the name of the network it trains. Standard library only."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -11,6 +11,7 @@ class Lesson:
     settings: tuple  # the names in its parameters cell, in this order
     fixed: dict  # every other setting, as this lesson always has it
     network: str = ""  # the name of its network's files in out_dir; "" for the dataset's name
+    defaults: dict = field(default_factory=dict)  # where its parameters cell differs from SETTINGS
 
 
 TRAINING = ("epochs", "batch_size", "lr", "seed", "channels")
@@ -25,5 +26,6 @@ LESSONS = {
         "handwriting.py", "Train a CNN on MNIST written with other pens, then read photos of "
         "your own handwriting.", (*TRAINING, "augment", *MACHINE, "data_dir", "mirror",
                                   "sample", "out_dir", "photos", "resume"),
-        {"dataset": "mnist", "tensorboard": False}, "handwriting"),
+        {"dataset": "mnist", "tensorboard": False}, "handwriting",
+        {"epochs": 5}),  # other hands take longer to learn: see benchmarks/other_writers.py
 }

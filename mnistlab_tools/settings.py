@@ -9,7 +9,7 @@ library only, so that --help answers at once.
 import argparse
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .checks import (device_choice, folder, learning_rate, one_of, photo_paths, switch, text,
@@ -57,7 +57,7 @@ SETTINGS = [
             "N"),
     Setting("channels", 16, whole_number(1, 256), "feature maps of the first convolution", "N"),
     Setting("augment", True, switch, "train on half of each batch redrawn with other pens, "
-            "slants, sizes and places"),
+            "slants, sizes, places and bends"),
     Setting("device_name", "auto", device_choice, "where to train: auto, cpu, cuda, cuda:N or "
             "mps; auto takes the GPU with the most free memory, else the cpu", "NAME", "--device"),
     Setting("threads", 0, whole_number(0, 4096), "CPU threads to train with; 0: every core "
@@ -82,7 +82,9 @@ PATH_CHECKS = (folder, photo_paths)  # relative paths in the cell are from the l
 
 
 def settings_of(lesson):
-    return [SETTING[name] for name in lesson.settings]  # those of its parameters cell, in order
+    """The settings of the lesson's parameters cell, in order, with its own defaults."""
+    return [replace(SETTING[name], default=lesson.defaults[name]) if name in lesson.defaults
+            else SETTING[name] for name in lesson.settings]
 
 
 def in_lesson_folder(value):
@@ -239,12 +241,13 @@ def overridden_edits(settings):
     """A line for each value edited in the parameters cell that a variable overrides unseen: a
     .env file that VS Code read when the kernel started wins over every later edit."""
     cell = getattr(settings, "cell_values", {})
+    defaults = {setting.name: setting.default for setting in settings_of(settings.lesson)}
     return [f"Note: {name} = {display(cell[name])} in the parameters cell is not used: "
             f"{origin} wins over it (from the environment, or a .env file in VS Code). Remove "
             f"{origin} there and restart the kernel to use the cell's value."
             for name, origin in settings.origins.items()
             if origin.startswith("MNISTLAB_") and name in cell
-            and cell[name] != SETTING[name].default]
+            and cell[name] != defaults[name]]
 
 
 def settings_or_stop(cell, lesson="mnistlab"):

@@ -105,7 +105,8 @@ def test_only_a_program_in_a_terminal_gets_the_quiet_ctrl_c(tmp_path):
 def test_each_setting_is_declared_once_and_the_cell_holds_its_default(lesson):
     script, notebook = PAIRS[lesson]
     names = tools.LESSONS[lesson].settings
-    assert lesson_parameters(notebook) == {name: tools.SETTING[name].default for name in names}
+    assert lesson_parameters(notebook) == {setting.name: setting.default
+                                           for setting in tools.settings_of(tools.LESSONS[lesson])}
     code = [cell.source for cell in export.jupytext.read(script).cells
             if cell.cell_type == "code"]
     for name in names:

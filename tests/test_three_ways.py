@@ -195,7 +195,8 @@ def test_help_lists_every_setting_of_the_lesson(tmp_path, lesson):
     for setting in mnistlab_tools.SETTINGS:
         offered = setting.name in mnistlab_tools.LESSONS[lesson].settings
         assert (setting.flag in text and setting.variable in text) == offered, setting.name
-    assert "--device NAME" in text and "(now: 1; MNISTLAB_EPOCHS)" in text
+    epochs = {"mnistlab": 1, "handwriting": 5}[lesson]  # each lesson's own default
+    assert "--device NAME" in text and f"(now: {epochs}; MNISTLAB_EPOCHS)" in text
     assert ("--dataset {mnist,fashion}" in text) == (lesson == "mnistlab")
 
 
