@@ -2,7 +2,7 @@
 own test digits, changed the ways real handwriting differs from them, one accuracy per change:
 
     python benchmarks/handwriting.py --data-dir ../shared/data --seeds 5
-    python benchmarks/handwriting.py --data-dir ../shared/data --options="--no-augment"
+    python benchmarks/handwriting.py --data-dir ../shared/data --options="--no-augment --epochs 1"
     python benchmarks/handwriting.py --sample --seeds 1          # a quick look
     python benchmarks/handwriting.py --data-dir ../shared/data --figure figures/other_pens.png
 
@@ -21,8 +21,6 @@ as they are and thicker, each read by the network of seed 0 trained without othe
 (--no-augment) and with them.
 """
 
-import argparse
-import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -35,11 +33,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 import mnistlab_saved as lesson  # noqa: E402
 import mnistlab_tools as tools  # noqa: E402
-from photo_like import (  # noqa: E402  (beside this script)
+from recipes import lesson_two_parser, lesson_two_settings, trained_network  # noqa: E402
+from photo_like import (  # noqa: E402
     installed_fonts, photo_of_font, photos_read_back, read_as_photo, thicker, thinner)
 
 FONT_PENS = (0, 5, 10)  # pixels of outline around fonts drawn 200 pixels high
-DEFAULTS = {setting.name: setting.default for setting in tools.SETTINGS}  # the parameters cell's
 
 
 def transformed(digits, **how):
@@ -83,24 +81,10 @@ def variants(digits, labels, photos):
     return table
 
 
-def trained_network(train_set, mean, std, seed, settings):
-    """The lesson's recipe, from its #@save cells, on the CPU."""
-    images, labels = lesson.to_tensors(train_set, mean, std, torch.device("cpu"))
-    model = lesson.fresh_network(settings.channels, seed, torch.device("cpu"))
-    steps = -(-len(images) // settings.batch_size)
-    optimizer, scheduler = lesson.one_cycle_adam(model, settings.lr, settings.epochs * steps)
-    for _ in range(settings.epochs):
-        batches = lesson.shuffled_batches(images, labels, settings.batch_size)
-        lesson.train_one_epoch(model, optimizer, scheduler,
-                               lesson.with_other_pens(batches) if settings.augment else batches)
-    return model
-
-
 def pen_readings(train_set, test_set, mean, std):
     """(pens, readings): the test digits with four pens, and each read by the network of seed 0
     trained on MNIST's pen only (--no-augment) and with other pens: {how: {pen: probabilities}}."""
-    networks = {how: trained_network(train_set, mean, std, 0,
-                                     tools.read_settings(DEFAULTS, [option], {}, "handwriting"))
+    networks = {how: trained_network(train_set, mean, std, 0, lesson_two_settings(option))
                 for how, option in [("MNIST's pen", "--no-augment"),
                                     ("other pens", "--augment")]}
     digits = test_set.data.float() / 255
@@ -142,15 +126,9 @@ def pens_figure(train_set, test_set, mean, std, path):
 
 
 def option_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=REPO / "data",
-                        help="folder holding MNIST/raw/")
-    parser.add_argument("--sample", action="store_true", help="use the committed sample")
-    parser.add_argument("--seeds", type=int, default=5, help="networks trained (default: 5)")
+    parser = lesson_two_parser(__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=2000,
                         help="test digits also read as photos (default: 2,000)")
-    parser.add_argument("--options", default="", help="the lesson's options to train with, "
-                        'written --options="--no-augment"')
     parser.add_argument("--figure", type=Path, help="draw the lesson's figure of other pens here")
     return parser
 
@@ -187,8 +165,7 @@ def main():
     mean, std = lesson.pixel_mean_and_std(train_set)
     if options.figure:
         return pens_figure(train_set, test_set, mean, std, options.figure)
-    settings = tools.read_settings(DEFAULTS, shlex.split(options.options), {},
-                                   "handwriting")
+    settings = lesson_two_settings(options.options)
     table = variants(test_set.data.float() / 255, test_set.targets,
                      min(options.photos, len(test_set)))
     print_table(scores(table, train_set, mean, std, options.seeds, settings), options)

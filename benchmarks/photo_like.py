@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from torchvision.transforms.v2.functional import elastic, gaussian_blur
 
 CANVAS = (300, 340)  # height, width of the photo, in pixels
 
@@ -23,13 +24,36 @@ HANDWRITING_FONTS = (
     "breip/Breip.ttf", "humor-sans/Humor-Sans.ttf", "klee/KleeOne-Regular.ttf",
     "klee/KleeOne-SemiBold.ttf", "kristi/Kristi.ttf",
 )
+# More of Debian's handwriting fonts (apt-get install fonts-dancingscript fonts-havana
+# fonts-sjfonts fonts-tomsontalks fonts-yusei-magic fonts-seto), and slanted ones: writers that
+# benchmarks/other_writers.py keeps apart, because lesson two's other pens were chosen looking at
+# how the fonts above read, never at these.
+UNSEEN_FONTS = (
+    "dancingscript/DancingScript-Regular.otf", "dancingscript/DancingScript-Bold.otf",
+    "havana/Havana-Regular.otf", "sjfonts/Delphine.ttf", "sjfonts/SteveHand.ttf",
+    "tomsontalks/TomsonTalks.ttf", "yusei-magic/YuseiMagic-Regular.ttf", "seto/setofont.ttf",
+    "comic-neue/ComicNeue-Italic.otf", "fifthhorseman/dkgIt.ttf", "fifthhorseman/dkgBI.ttf",
+)
 FONT_FOLDERS = (Path("/usr/share/fonts/opentype"), Path("/usr/share/fonts/truetype"))
 
 
-def installed_fonts():
-    """The paths of the handwriting fonts above that this machine has."""
-    return [folder / name for name in HANDWRITING_FONTS for folder in FONT_FOLDERS
-            if (folder / name).is_file()]
+def installed_fonts(names=HANDWRITING_FONTS):
+    """The paths of the fonts of these names that this machine has."""
+    return [folder / name for name in names for folder in FONT_FOLDERS if (folder / name).is_file()]
+
+
+def bent(darkness, generator, strength=34.0, smoothness=4.0, scale=1):
+    """The ink moved by an elastic distortion (Simard, Steinkraus and Platt, 2003), the way one
+    writer's digit differs from another's: uniform noise blurred by a Gaussian `smoothness` MNIST
+    pixels wide, times `strength`, says how far each pixel moves, about 1.4 MNIST pixels on
+    average. `scale`: the image's pixels to one MNIST pixel (10 for a digit 200 pixels high)."""
+    height, width = darkness.shape
+    noise = torch.rand(1, 2, -(-height // scale), -(-width // scale), generator=generator)
+    kernel = 2 * round(3 * smoothness) + 1
+    moves = gaussian_blur(noise * 2 - 1, [kernel, kernel], [smoothness, smoothness]) * strength
+    moves = F.interpolate(moves, size=(height, width), mode="bilinear", align_corners=False)
+    across_and_down = moves * scale * 2 / torch.tensor([width, height]).view(1, 2, 1, 1)
+    return elastic(darkness[None], across_and_down.permute(0, 2, 3, 1))[0]
 
 
 def thicker(digits, pixels):
@@ -93,9 +117,10 @@ def photo_of(digit, seed, scale=8, canvas=CANVAS):
     return on_paper(darkness, generator)
 
 
-def photo_of_font(font_path, digit, seed, pen=0, canvas=CANVAS):
+def photo_of_font(font_path, digit, seed, pen=0, bend=False, canvas=CANVAS):
     """The digit written in a font, about 200 pixels tall, off-centre, as dark ink on a photo of
-    paper; `pen` pixels of outline make its strokes that much wider on each side."""
+    paper; `pen` pixels of outline make its strokes that much wider on each side, and `bend`
+    bends it as another writer would have written it."""
     generator = torch.Generator().manual_seed(seed)
     height, width = canvas
     font = ImageFont.truetype(str(font_path), 200)
@@ -105,4 +130,5 @@ def photo_of_font(font_path, digit, seed, pen=0, canvas=CANVAS):
                                font=font, fill=255, anchor="mm", stroke_width=pen,
                                stroke_fill=255)
     darkness = torch.frombuffer(bytearray(glyph.tobytes()), dtype=torch.uint8).float() / 255
-    return on_paper(darkness.view(height, width), generator)
+    darkness = darkness.view(height, width)
+    return on_paper(bent(darkness, generator, scale=10) if bend else darkness, generator)

@@ -3,8 +3,11 @@ cells in mnistlab_saved.py, and the original tutorial's, pytorch/examples' mnist
 and 64, fc 9216 → 128, dropout; a DataLoader with ToTensor and Normalize, batch 64; Adadelta,
 lr 1.0, StepLR gamma 0.7). Training time excludes the test-set evaluation after each epoch."""
 
+import argparse
+import shlex
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -105,6 +108,40 @@ def train_lesson(data, device, seed, settings, probes=True):
             run.accuracies.append(lesson.accuracy(lesson.predict(model, test_images), test_labels))
     run.peak_bytes = memory.used
     return run
+
+
+def trained_network(train_set, mean, std, seed, settings):
+    """A network trained by lesson two's recipe, from its #@save cells, on the CPU: lesson one's,
+    with other pens if `settings.augment`."""
+    images, labels = lesson.to_tensors(train_set, mean, std, torch.device("cpu"))
+    model = lesson.fresh_network(settings.channels, seed, torch.device("cpu"))
+    steps = -(-len(images) // settings.batch_size)
+    optimizer, scheduler = lesson.one_cycle_adam(model, settings.lr, settings.epochs * steps)
+    for _ in range(settings.epochs):
+        batches = lesson.shuffled_batches(images, labels, settings.batch_size)
+        lesson.train_one_epoch(model, optimizer, scheduler,
+                               lesson.with_other_pens(batches) if settings.augment else batches)
+    return model
+
+
+def lesson_two_parser(description):
+    """The options of the benchmarks that train lesson two's recipe: the data, the seeds, and the
+    lesson's options to train with."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data-dir", type=Path, default=Path(__file__).parent.parent / "data",
+                        help="folder holding MNIST/raw/")
+    parser.add_argument("--sample", action="store_true", help="use the committed sample")
+    parser.add_argument("--seeds", type=int, default=5, help="networks trained (default: 5)")
+    parser.add_argument("--options", default="", help="the lesson's options to train with, "
+                        'written --options="--no-augment"')
+    return parser
+
+
+def lesson_two_settings(options):
+    """Lesson two's settings: the values of its parameters cell, then --options."""
+    cell = {setting.name: setting.default
+            for setting in tools.settings_of(tools.LESSONS["handwriting"])}
+    return tools.read_settings(cell, shlex.split(options), {}, "handwriting")
 
 
 def train_original(data_root, device, seed, max_epochs, target):

@@ -4,7 +4,7 @@ timing is asserted)."""
 import subprocess
 import sys
 
-from benchmarks.photo_like import installed_fonts
+from benchmarks.photo_like import UNSEEN_FONTS, installed_fonts
 from helpers import REPO
 
 
@@ -51,7 +51,7 @@ def test_the_startup_benchmark_times_the_three_quick_answers():
 def test_the_handwriting_benchmark_reads_each_kind_of_change():
     finished = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "handwriting.py"), "--sample", "--seeds", "1",
-         "--photos", "50"],
+         "--photos", "50", "--options=--epochs 1"],
         capture_output=True, text=True, timeout=300,
     )
     assert finished.returncode == 0, finished.stderr
@@ -63,3 +63,26 @@ def test_the_handwriting_benchmark_reads_each_kind_of_change():
     as_they_are, thickest = float(rows["as they are"]), float(
         rows["strokes 2 pixels thicker (5 × 5 max)"])
     assert thickest < as_they_are  # what the benchmark is for: another pen reads worse
+
+
+def test_the_other_writers_benchmark_reads_each_digit_of_each_group_of_writers():
+    finished = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "other_writers.py"), "--sample", "--seeds",
+         "1", "--bends", "0", "--options=--epochs 1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert finished.returncode == 0, finished.stderr
+    lines = [line.strip("| ").split(" | ") for line in finished.stdout.splitlines()
+             if line.startswith("| ") and "---" not in line]
+    header, rows = lines[0], {row[0]: row[1:] for row in lines[1:]}
+    groups = [f"{len(installed_fonts())} fonts read before",
+              f"{len(installed_fonts(UNSEEN_FONTS))} unseen fonts"]
+    expected = [group for group in groups if not group.startswith("0 ")]
+    assert [name.rsplit(" (", 1)[0] for name in header[1:]] == [*expected,
+                                                               "MNIST's test digits, bent"]
+    assert list(rows) == [*map(str, range(10)), "all"]
+    for cells in rows.values():
+        for text in cells:  # "mean (lowest)", both shares in %: one seed, so both the same
+            mean, lowest = (float(part.strip("()")) for part in text.split())
+            assert 0 <= lowest == mean <= 100
+    assert float(rows["all"][-1].split()[0]) > 50  # it reads bent digits far better than chance
