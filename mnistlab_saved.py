@@ -108,25 +108,29 @@ def other_pens(images):
                       brightest_nearby(thicker, 5)])
 
 
-def slanted_and_scaled(images, slant=15, scales=(0.6, 1.25), shift=2):
-    """Each image slanted by up to `slant` degrees, scaled, and moved by up to `shift` pixels."""
-    def uniform(low, high):  # a number for each image, shaped to go with each of its pixels
-        return torch.empty(len(images), 1, 1, device=images.device).uniform_(low, high)
+def in_another_hand(images, slant=15, scales=(0.6, 1.25), shift=2, bend=2.5):
+    """Each image slanted by up to `slant` degrees, scaled, moved by up to `shift` pixels, and
+    bent: each point of a 4 × 4 grid moved by up to `bend` pixels, and the pixels between them
+    moved smoothly with them, as another hand might have written it."""
+    def uniform(low, high, *shape):  # numbers for each image, shaped to go with its pixels
+        return torch.empty(len(images), *shape, device=images.device).uniform_(low, high)
 
-    zoom, tilt = uniform(*scales), uniform(-slant, slant).deg2rad().tan()
+    zoom, tilt = uniform(*scales, 1, 1), uniform(-slant, slant, 1, 1).deg2rad().tan()
     centres = torch.linspace(-27 / 28, 27 / 28, 28, device=images.device)  # -1 to 1 across
     across, down = centres.view(1, 1, 28), centres.view(1, 28, 1)
-    read_across = (across + tilt * down) / zoom + uniform(-shift, shift) / 14
-    read_down = down / zoom + uniform(-shift, shift) / 14
+    read_across = (across + tilt * down) / zoom + uniform(-shift, shift, 1, 1) / 14
+    read_down = down / zoom + uniform(-shift, shift, 1, 1) / 14
     where = torch.stack(torch.broadcast_tensors(read_across, read_down), dim=-1)
-    return F.grid_sample(images, where, padding_mode="border", align_corners=False)
+    bends = F.interpolate(uniform(-bend, bend, 2, 4, 4), size=(28, 28), mode="bicubic") / 14
+    return F.grid_sample(images, where + bends.permute(0, 2, 3, 1), padding_mode="border",
+                         align_corners=False)
 
 
 def with_other_pens(batches):
-    """The batches, each with its first half redrawn: other pens, then slants, sizes, places."""
+    """The batches, each with its first half redrawn: other pens, then other hands."""
     for images, labels in batches:
         changed, kept = images.tensor_split(2)
-        yield torch.cat([slanted_and_scaled(other_pens(changed)), kept]), labels
+        yield torch.cat([in_another_hand(other_pens(changed)), kept]), labels
 
 
 # From handwriting.py, section "Preparing a photo"

@@ -35,11 +35,11 @@ def test_other_pens_keep_each_image_in_its_place():
     assert (ink[4:6] > before[4:6]).all() and (ink[6:] > ink[4:6].min()).all()
 
 
-def test_no_slant_no_scale_no_shift_leaves_the_images_as_they_are():
+def test_another_hand_with_no_slant_scale_shift_or_bend_leaves_the_images_as_they_are():
     images = torch.rand(5, 1, 28, 28)
-    same = saved.slanted_and_scaled(images, slant=0, scales=(1, 1), shift=0)
+    same = saved.in_another_hand(images, slant=0, scales=(1, 1), shift=0, bend=0)
     assert torch.allclose(same, images, atol=1e-5)
-    moved = saved.slanted_and_scaled(images)
+    moved = saved.in_another_hand(images)
     assert moved.shape == images.shape and not torch.allclose(moved, images)
 
 
