@@ -9,14 +9,16 @@ import subprocess
 import threading
 from types import SimpleNamespace
 
+import nbformat
 import pytest
 import torch
+from nbclient import NotebookClient
 from torchvision import datasets
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools
 from helpers import (
-    RESULT,
+    REPO,
     Kernel,
     QuietHandler,
     Server,
@@ -114,16 +116,24 @@ def trained_out_dir(terminal_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def fashion_out_dir(trained_out_dir, tmp_path_factory):
-    """An output folder of a sample run after a Fashion-MNIST run too."""
-    out_dir = tmp_path_factory.mktemp("fashion") / "outputs"
+def fashion_run_all(trained_out_dir, tmp_path_factory):
+    """Run All of mnistlab.ipynb in a fresh clone on the Fashion-MNIST sample, for two epochs,
+    with TensorBoard, into an output folder that already holds a sample run's MNIST network."""
+    root = tmp_path_factory.mktemp("fashion")
+    fresh_clone(root)
+    shutil.copy2(REPO / "mnistlab.ipynb", root / "mnistlab.ipynb")
+    out_dir = root / "out"
     shutil.copytree(trained_out_dir, out_dir)
-    finished = run_lesson("--sample", "--dataset", "fashion", cwd=out_dir.parent,
-                          environment=lesson_environment(out_dir))
-    assert finished.returncode == 0, finished.stderr
-    assert "FashionMNIST" in finished.stdout and "Ankle boot" in finished.stdout
-    assert RESULT.search(finished.stdout)
-    return out_dir
+    notebook = nbformat.read(root / "mnistlab.ipynb", as_version=4)
+    with pytest.MonkeyPatch.context() as patch:  # the kernel's environment is this process's
+        for name, value in lesson_environment(out_dir, sample=1, dataset="fashion", tensorboard=1,
+                                              epochs=2).items():
+            patch.setenv(name, value)
+        NotebookClient(notebook, timeout=240, kernel_name="python3",
+                       resources={"metadata": {"path": str(root)}}).execute()
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code"
+               for output in cell.outputs]
+    return SimpleNamespace(root=root, out_dir=out_dir, outputs=outputs)
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,9 @@
 """Beyond the test set: your own handwriting, Fashion-MNIST, and TensorBoard."""
 
 import importlib.util
-import shutil
 
-import nbformat
 import pytest
 import torch
-from nbclient import NotebookClient
 from PIL import Image
 
 import mnistlab_saved as saved
@@ -14,11 +11,9 @@ import mnistlab_tools as tools
 import predict
 from helpers import (
     FIGURES,
-    REPO,
     RESULT,
     Kernel,
     code_cells,
-    fresh_clone,
     held_out_digits,
     images_in,
     lesson_environment,
@@ -166,7 +161,8 @@ def test_predict_without_photos_says_how_to_use_it(tmp_path):
 # Fashion-MNIST
 
 
-def test_the_fashion_network_is_refused_for_handwriting(fashion_out_dir, tmp_path):
+def test_the_fashion_network_is_refused_for_handwriting(fashion_run_all, tmp_path):
+    fashion_out_dir = fashion_run_all.out_dir
     _, mnist = tools.load_checkpoint(fashion_out_dir / "mnist_cnn.pt", saved.DigitNet, "cpu")
     _, fashion = tools.load_checkpoint(fashion_out_dir / "fashion_cnn.pt", saved.DigitNet, "cpu")
     # One did not replace the other.
@@ -208,22 +204,11 @@ def test_the_fashion_sample_runs_cell_by_cell_with_class_names_in_the_figures(tm
 @pytest.mark.skipif(
     importlib.util.find_spec("tensorboard") is None, reason="tensorboard is not installed"
 )
-def test_tensorboard_logs_scalars_with_increasing_steps(tmp_path):
+def test_tensorboard_logs_scalars_with_increasing_steps(fashion_run_all):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    script = fresh_clone(tmp_path)
-    finished = run_lesson(
-        "--sample",
-        "--epochs",
-        "2",
-        "--tensorboard",
-        script=script,
-        cwd=tmp_path,
-        environment=lesson_environment(tmp_path / "out"),
-    )
-    assert finished.returncode == 0, finished.stderr
-    (run_dir,) = (tmp_path / "out" / "runs").iterdir()  # in the output folder
-    assert not (tmp_path / "runs").exists()
+    (run_dir,) = (fashion_run_all.out_dir / "runs").iterdir()  # in the output folder
+    assert not (fashion_run_all.root / "runs").exists()
     events = EventAccumulator(str(run_dir)).Reload()
     assert set(events.Tags()["scalars"]) == {"loss/batch", "loss/epoch", "accuracy/test",
                                              "accuracy/test-slice"}
@@ -247,24 +232,10 @@ def test_tensorboard_missing_says_how_to_install_it(tmp_path):
     assert "--tensorboard" in finished.stderr and "pip install tensorboard" in finished.stderr
 
 
-def test_run_all_on_the_fashion_sample_with_tensorboard(tmp_path, monkeypatch):
-    fresh_clone(tmp_path)
-    shutil.copy2(REPO / "mnistlab.ipynb", tmp_path / "mnistlab.ipynb")
-    environment = lesson_environment(tmp_path / "out", sample=1, dataset="fashion", tensorboard=1)
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    notebook = nbformat.read(tmp_path / "mnistlab.ipynb", as_version=4)
-    NotebookClient(
-        notebook,
-        timeout=240,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()
-    outputs = [
-        output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
-    ]
+def test_run_all_on_the_fashion_sample_with_tensorboard(fashion_run_all):
+    outputs, out_dir = fashion_run_all.outputs, fashion_run_all.out_dir
     assert not [output for output in outputs if output.output_type == "error"]
     assert not on_stderr(outputs)  # no deprecation warnings, and the progress bar is not red
     assert "Ankle boot" in printed(outputs) and RESULT.search(printed(outputs))
     assert images_in(outputs) == len(FIGURES)
-    assert len(list((tmp_path / "out" / "runs").iterdir())) == 1
+    assert len(list((out_dir / "runs").iterdir())) == 1

@@ -28,6 +28,7 @@ from helpers import (
     printed,
     run_lesson,
     run_predict,
+    training_run,
     write_mnist_like,
 )
 
@@ -283,9 +284,14 @@ def test_training_that_does_not_learn_is_explained_and_never_replaces_a_good_net
     assert "try 0.02 or lower" in finished.stdout
     assert "Not saved: the network did not learn" in finished.stdout
     assert (out_dir / "mnist_cnn.pt").read_bytes() == b"a good network, saved before"
-    one_step = run_lesson("--sample", "--batch-size", "2000", cwd=tmp_path,
-                          environment=lesson_environment(tmp_path / "one step"))
-    assert "with only 1 step an epoch it has barely started" in one_step.stdout
+
+
+def test_one_batch_an_epoch_that_learns_nothing_is_said_to_have_barely_started(tmp_path, capsys):
+    with training_run(tmp_path, 2000, "--batch-size", "2000", epochs=1) as run:
+        for epoch in run.epochs():
+            run.end_epoch(epoch, [2.38], 7.4)  # the sample's one step, no better than guessing
+    assert "with only 1 step an epoch it has barely started" in capsys.readouterr().out
+    assert not run.learned and not list(tmp_path.glob("*.pt"))  # no training state saved
 
 
 def test_a_network_too_large_for_memory_is_refused_before_training(tmp_path):
