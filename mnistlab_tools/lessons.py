@@ -26,6 +26,6 @@ LESSONS = {
         "handwriting.py", "Train a CNN on MNIST written with other pens, then read photos of "
         "your own handwriting.", (*TRAINING, "augment", *MACHINE, "data_dir", "mirror",
                                   "sample", "out_dir", "photos", "resume"),
-        {"dataset": "mnist", "tensorboard": False}, "handwriting",
-        {"epochs": 5}),  # other hands take longer to learn: see benchmarks/other_writers.py
+        {"dataset": "mnist", "tensorboard": False}, network="handwriting",
+        defaults={"epochs": 5}),  # other hands take longer to learn: benchmarks/other_writers.py
 }
