@@ -10,9 +10,7 @@ evaluation after each epoch. The table is printed as Markdown.
 """
 
 import argparse
-import ast
 import resource
-import shlex
 import statistics
 import subprocess
 import sys
@@ -26,17 +24,8 @@ from torchvision import datasets
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 import mnistlab_saved as lesson  # noqa: E402
-import mnistlab_tools as tools  # noqa: E402
-from recipes import train_lesson, train_original  # noqa: E402  (beside this script)
-
-
-def lesson_settings(options=""):
-    """The lesson's settings: its parameters cell, as papermill reads it, then these options."""
-    import papermill
-
-    cell = papermill.inspect_notebook(str(REPO / "mnistlab.ipynb"))
-    values = {name: ast.literal_eval(parameter["default"]) for name, parameter in cell.items()}
-    return tools.read_settings(values, shlex.split(options), {})
+# beside this script
+from recipes import lesson_settings, train_lesson, train_original  # noqa: E402
 
 
 def resident_bytes():
@@ -138,7 +127,7 @@ def option_parser():
 
 def measure_memory(options, data, root, device):
     """One seed of one recipe, in this process of its own: how far its memory rose."""
-    one_epoch = lesson_settings((options.long or "") + " --epochs 1")  # before measuring
+    one_epoch = lesson_settings("mnistlab", f"{options.long or ''} --epochs 1")  # before measuring
     before = resident_bytes()
     if options.measure_memory == "lesson":
         train_lesson(data, device, 0, one_epoch)
@@ -173,14 +162,15 @@ def table_rows(options, data, root, device, where):
         print(row, file=sys.stderr)
         return seconds
 
+    defaults = lesson_settings("mnistlab")
     lesson_seconds = row_of("lesson, defaults", "lesson", [
-        train_lesson(data, device, seed, lesson_settings()) for seed in range(options.seeds)])
+        train_lesson(data, device, seed, defaults) for seed in range(options.seeds)])
     if options.without_probes:  # what reading the test accuracy ten times an epoch costs
         row_of("lesson, defaults, no readings within epochs", "lesson", [
-            train_lesson(data, device, seed, lesson_settings(), probes=False)
+            train_lesson(data, device, seed, defaults, probes=False)
             for seed in range(options.seeds)])
     if options.long:
-        long_settings = lesson_settings(options.long)
+        long_settings = lesson_settings("mnistlab", options.long)
         row_of(f"lesson, {options.long}", "lesson", [
             train_lesson(data, device, seed, long_settings) for seed in range(options.seeds)],
             options.long)

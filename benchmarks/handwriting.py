@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 import mnistlab_saved as lesson  # noqa: E402
 import mnistlab_tools as tools  # noqa: E402
-from recipes import lesson_two_parser, lesson_two_settings, trained_network  # noqa: E402
+from recipes import lesson_two_parser, lesson_settings, trained_network  # noqa: E402
 from photo_like import (  # noqa: E402
     installed_fonts, photo_of_font, photos_read_back, read_as_photo, thicker, thinner)
 
@@ -84,7 +84,8 @@ def variants(digits, labels, photos):
 def pen_readings(train_set, test_set, mean, std):
     """(pens, readings): the test digits with four pens, and each read by the network of seed 0
     trained on MNIST's pen only (--no-augment) and with other pens: {how: {pen: probabilities}}."""
-    networks = {how: trained_network(train_set, mean, std, 0, lesson_two_settings(option))
+    networks = {how: trained_network(train_set, mean, std, 0,
+                                     lesson_settings("handwriting", option))
                 for how, option in [("MNIST's pen", "--no-augment"),
                                     ("other pens", "--augment")]}
     digits = test_set.data.float() / 255
@@ -165,7 +166,7 @@ def main():
     mean, std = lesson.pixel_mean_and_std(train_set)
     if options.figure:
         return pens_figure(train_set, test_set, mean, std, options.figure)
-    settings = lesson_two_settings(options.options)
+    settings = lesson_settings("handwriting", options.options)
     table = variants(test_set.data.float() / 255, test_set.targets,
                      min(options.photos, len(test_set)))
     print_table(scores(table, train_set, mean, std, options.seeds, settings), options)

@@ -31,7 +31,7 @@ import mnistlab_saved as lesson  # noqa: E402
 import mnistlab_tools as tools  # noqa: E402
 from photo_like import (  # noqa: E402  (beside this script)
     HANDWRITING_FONTS, UNSEEN_FONTS, bent, installed_fonts, photo_of_font, read_as_photo)
-from recipes import lesson_two_parser, lesson_two_settings, trained_network  # noqa: E402
+from recipes import lesson_two_parser, lesson_settings, trained_network  # noqa: E402
 
 PENS = (0, 3, 6, 9)  # pixels of outline around a font drawn 200 pixels high
 
@@ -112,7 +112,7 @@ def main():
     root = tools.SAMPLE_DIR if options.sample else options.data_dir
     train_set, test_set = datasets.MNIST(root, train=True), datasets.MNIST(root, train=False)
     mean, std = lesson.pixel_mean_and_std(train_set)
-    settings = lesson_two_settings(options.options)
+    settings = lesson_settings("handwriting", options.options)
     table = columns(test_set, options.bends)
     scored = {name: [] for name in table}
     for seed in range(options.seeds):

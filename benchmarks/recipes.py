@@ -137,11 +137,11 @@ def lesson_two_parser(description):
     return parser
 
 
-def lesson_two_settings(options):
-    """Lesson two's settings: the values of its parameters cell, then --options."""
-    cell = {setting.name: setting.default
-            for setting in tools.settings_of(tools.LESSONS["handwriting"])}
-    return tools.read_settings(cell, shlex.split(options), {}, "handwriting")
+def lesson_settings(lesson, options=""):
+    """A lesson's settings (lesson: a key of tools.LESSONS): the values of its parameters cell,
+    as the package declares them (a test keeps the cells equal to it), then these options."""
+    cell = {setting.name: setting.default for setting in tools.settings_of(tools.LESSONS[lesson])}
+    return tools.read_settings(cell, shlex.split(options), {}, lesson)
 
 
 def train_original(data_root, device, seed, max_epochs, target):
