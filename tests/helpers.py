@@ -9,11 +9,13 @@ import contextlib
 import gzip
 import http.server
 import os
+import queue
 import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -86,6 +88,62 @@ def run_lesson(*options, cwd, environment, script=SCRIPT, timeout=300, without_r
         text=True,
         timeout=timeout,
     )
+
+
+class StartedLesson:
+    """`python mnistlab.py OPTIONS` started in a terminal, to be signalled while it runs: what it
+    prints is read as it comes, every wait has a time limit, and it is killed at the end of the
+    `with` block if still running."""
+
+    def __init__(self, *options, cwd, out_dir):
+        self.process = subprocess.Popen(
+            [sys.executable, str(SCRIPT), *options], cwd=cwd,
+            env={**lesson_environment(out_dir), "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.pid = self.process.pid
+        self.lines, self.errors = queue.Queue(), []
+        # Both pipes are read all along: the progress bar alone would fill stderr's.
+        threading.Thread(target=self._read, args=(self.process.stdout, self.lines.put),
+                         daemon=True).start()
+        self._reading_errors = threading.Thread(
+            target=self._read, args=(self.process.stderr, self.errors.append), daemon=True)
+        self._reading_errors.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.process.kill()
+        self.process.wait()
+
+    @staticmethod
+    def _read(pipe, keep):
+        for line in pipe:
+            keep(line)
+        keep("")
+
+    def printed_until(self, prefix, seconds=120):
+        """What it printed up to its first line that starts with `prefix`."""
+        deadline, printed = time.monotonic() + seconds, []
+        while not printed or not printed[-1].startswith(prefix):
+            try:
+                printed.append(self.lines.get(timeout=max(0, deadline - time.monotonic())))
+            except queue.Empty:
+                pytest.fail(f"no line starting {prefix!r} in {seconds} s: {''.join(printed)}")
+            assert printed[-1], f"it ended before {prefix!r}: {''.join(printed + self.errors)}"
+        return "".join(printed)
+
+    def signal(self, number):
+        self.process.send_signal(number)
+
+    def finished(self, seconds=120):
+        """(exit status, the rest of what it printed, what it printed on stderr) once it ends."""
+        status = self.process.wait(timeout=seconds)
+        self._reading_errors.join(timeout=10)
+        rest = []
+        while not rest or rest[-1]:
+            rest.append(self.lines.get(timeout=10))
+        return status, "".join(rest), "".join(self.errors)
 
 
 def run_predict(*arguments, cwd, environment, folder=REPO, without_rights=False):

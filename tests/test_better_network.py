@@ -2,15 +2,13 @@
 better one rather than over it, and says so in one line."""
 
 import signal
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools
-from helpers import SCRIPT, lesson_environment
+from helpers import StartedLesson
 
 FULL = {"accuracy": 99.05, "data": "full", "complete": True}
 
@@ -64,15 +62,11 @@ def test_a_lesser_network_is_saved_beside_the_better_one(trained_out_dir, tmp_pa
 def test_ctrl_c_never_replaces_a_better_network(trained_out_dir, tmp_path):
     out_dir = tmp_path / "out"
     before = a_better_network(out_dir, trained_out_dir)
-    lesson = subprocess.Popen([sys.executable, str(SCRIPT), "--sample", "--epochs", "1000"],
-                              cwd=tmp_path, env={**lesson_environment(out_dir),
-                                                 "PYTHONUNBUFFERED": "1"},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while not lesson.stdout.readline().startswith("epoch 1:"):
-        assert lesson.poll() is None, lesson.stderr.read()
-    lesson.send_signal(signal.SIGINT)
-    rest, errors = lesson.communicate(timeout=120)
-    assert lesson.returncode == 130 and "Traceback" not in errors, errors
+    with StartedLesson("--sample", "--epochs", "1000", cwd=tmp_path, out_dir=out_dir) as lesson:
+        lesson.printed_until("epoch 1:")
+        lesson.signal(signal.SIGINT)
+        status, rest, errors = lesson.finished()
+    assert status == 130 and "Traceback" not in errors, errors
     assert (out_dir / "mnist_cnn.pt").read_bytes() == before
     assert "Kept out/mnist_cnn.pt (99.05 % on the full test set)" in rest
     assert "saved beside it as out/mnist_cnn.cut-short.pt, since it was cut short" in rest

@@ -13,9 +13,8 @@ import pytest
 import torch
 
 import mnistlab_tools as tools
-from helpers import (RESULT, SCRIPT, lesson_environment, lesson_parameters, offline, run_lesson,
-                     training_run)
-from helpers import assert_plain_stop
+from helpers import (RESULT, SCRIPT, StartedLesson, assert_plain_stop, lesson_environment,
+                     lesson_parameters, offline, run_lesson, training_run)
 
 
 def test_the_doctor_reports_what_this_machine_really_has(tmp_path):
@@ -137,27 +136,19 @@ def test_out_of_memory_ends_in_one_line_and_gives_the_memory_back(capsys):
             raise RuntimeError("something else")
 
 
-def lesson_run(out_dir, *options):
-    return subprocess.Popen([sys.executable, str(SCRIPT), "--sample", "--epochs", "4", *options],
-                            cwd=out_dir.parent, env={**lesson_environment(out_dir),
-                                                     "PYTHONUNBUFFERED": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def weights(path):
     return torch.load(path, weights_only=True)["weights"]
 
 
 def test_a_run_cut_short_resumes_to_the_result_of_an_uncut_run(tmp_path):
-    uncut = lesson_run(tmp_path / "uncut")
-    uncut_output, errors = uncut.communicate(timeout=300)
-    assert uncut.returncode == 0, errors
+    uncut = run_lesson("--sample", "--epochs", "4", cwd=tmp_path,
+                       environment=lesson_environment(tmp_path / "uncut"))
+    assert uncut.returncode == 0, uncut.stderr
     # A dropped SSH connection or a killed kernel: no warning, no chance to save anything.
-    cut = lesson_run(tmp_path / "cut")
-    while not cut.stdout.readline().startswith("epoch 2:"):
-        assert cut.poll() is None, cut.stderr.read()
-    cut.send_signal(signal.SIGKILL)
-    cut.communicate(timeout=60)
+    with StartedLesson("--sample", "--epochs", "4", cwd=tmp_path, out_dir=tmp_path / "cut") as cut:
+        cut.printed_until("epoch 2:")
+        cut.signal(signal.SIGKILL)
+        cut.finished(60)
     training = torch.load(tmp_path / "cut" / "mnist_training.pt", weights_only=True)
     assert 1 <= training["epoch"] < 4
     resumed = run_lesson("--sample", "--epochs", "4", "--resume", cwd=tmp_path,
@@ -168,7 +159,7 @@ def test_a_run_cut_short_resumes_to_the_result_of_an_uncut_run(tmp_path):
     assert "epoch 1:" not in resumed.stdout and "epoch 4:" in resumed.stdout
     # What the kill left half-written, if it came in the middle of a save, is gone too.
     assert not list((tmp_path / "cut").glob(".*partial*"))
-    assert RESULT.search(resumed.stdout)["accuracy"] == RESULT.search(uncut_output)["accuracy"]
+    assert RESULT.search(resumed.stdout)["accuracy"] == RESULT.search(uncut.stdout)["accuracy"]
     for name, tensor in weights(tmp_path / "uncut" / "mnist_cnn.pt").items():
         assert torch.equal(tensor, weights(tmp_path / "cut" / "mnist_cnn.pt")[name]), name
 

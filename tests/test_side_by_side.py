@@ -17,8 +17,9 @@ import torch
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools
-from helpers import (HANDWRITING_NOTEBOOK, SCRIPT, lesson_environment, lesson_parameters,
-                     offline, run_lesson, tmpfs, training_run, write_mnist_like)
+from helpers import (HANDWRITING_NOTEBOOK, StartedLesson, lesson_environment,
+                     lesson_parameters, offline, run_lesson, tmpfs, training_run,
+                     write_mnist_like)
 
 DIGITS = [str(digit) for digit in range(10)]
 
@@ -113,14 +114,9 @@ def test_tensorboards_folder_is_made_anew_where_a_link_was_planted(tmp_path):
 def test_a_second_run_in_a_folder_where_one_trains_refuses_and_the_first_resumes(tmp_path,
                                                                                 capsys):
     out_dir = tmp_path / "out"
-    first = subprocess.Popen([sys.executable, str(SCRIPT), "--sample", "--epochs", "1000"],
-                             cwd=tmp_path, env={**lesson_environment(out_dir),
-                                                "PYTHONUNBUFFERED": "1"},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with StartedLesson("--sample", "--epochs", "1000", cwd=tmp_path, out_dir=out_dir) as first:
         # Epoch 2's line comes after epoch 1's training state is saved.
-        while not first.stdout.readline().startswith("epoch 2:"):
-            assert first.poll() is None, first.stderr.read()
+        first.printed_until("epoch 2:")
         with pytest.raises(SystemExit) as refused, training_run(out_dir, 2000, "--sample"):
             pass
         assert refused.value.code == 2
@@ -129,11 +125,9 @@ def test_a_second_run_in_a_folder_where_one_trains_refuses_and_the_first_resumes
             "is training in " in message and "--out-dir (MNISTLAB_OUT_DIR)" in message
         assert len(message.splitlines()) == 1
         assert (out_dir / "mnist_training.pt").exists()  # the other's state is still there
-        first.send_signal(signal.SIGTERM)
-        rest, _ = first.communicate(timeout=60)
-    finally:
-        first.kill()
-    assert first.returncode == 143 and "--resume goes on after the last finished epoch" in rest
+        first.signal(signal.SIGTERM)
+        status, rest, _ = first.finished(60)
+    assert status == 143 and "--resume goes on after the last finished epoch" in rest
     saved_state = torch.load(out_dir / "mnist_training.pt", weights_only=True)
     assert saved_state["epoch"] >= 1 and saved_state["settings"]["epochs"] == 1000
     with training_run(out_dir, 2000, "--resume", epochs=1000):  # the first's, found and whole
