@@ -26,6 +26,7 @@ from helpers import (
     fresh_clone,
     lesson_environment,
     offline,
+    printed,
     run_lesson,
     tmpfs,
     write_mnist_like,
@@ -36,6 +37,23 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     # kernel they start, would spin waiting for the others' to yield.
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
+
+
+# What several tests share, made once in each pytest-xdist worker that runs one of them: the tests
+# that share one run in one worker (its xdist_group), so that it is made once in all.
+SHARED = {"terminal_run": "sample runs in a terminal",
+          "ascii_terminal_run": "sample runs in a terminal",
+          "lesson_kernel": "the lesson's kernel",
+          "sample_network": "a network trained on the sample"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items):
+    for item in items:
+        # fixturenames holds the fixtures a test uses through others too.
+        groups = sorted(SHARED[name] for name in item.fixturenames if name in SHARED)
+        if groups:
+            item.add_marker(pytest.mark.xdist_group(groups[0]))
 
 
 @pytest.fixture
@@ -118,22 +136,27 @@ def trained_out_dir(terminal_run, tmp_path_factory):
 @pytest.fixture(scope="session")
 def fashion_run_all(trained_out_dir, tmp_path_factory):
     """Run All of mnistlab.ipynb in a fresh clone on the Fashion-MNIST sample, for two epochs,
-    with TensorBoard, into an output folder that already holds a sample run's MNIST network."""
+    with TensorBoard, into an output folder that already holds a sample run's MNIST network.
+    A last cell, added, prints the confusion matrix's axis labels (`axis_labels`)."""
     root = tmp_path_factory.mktemp("fashion")
     fresh_clone(root)
     shutil.copy2(REPO / "mnistlab.ipynb", root / "mnistlab.ipynb")
     out_dir = root / "out"
     shutil.copytree(trained_out_dir, out_dir)
     notebook = nbformat.read(root / "mnistlab.ipynb", as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(
+        "print([label.get_text() for label in table_axis.get_yticklabels()], "
+        "table_axis.get_ylabel())"))
     with pytest.MonkeyPatch.context() as patch:  # the kernel's environment is this process's
         for name, value in lesson_environment(out_dir, sample=1, dataset="fashion", tensorboard=1,
                                               epochs=2).items():
             patch.setenv(name, value)
         NotebookClient(notebook, timeout=240, kernel_name="python3",
                        resources={"metadata": {"path": str(root)}}).execute()
-    outputs = [output for cell in notebook.cells if cell.cell_type == "code"
-               for output in cell.outputs]
-    return SimpleNamespace(root=root, out_dir=out_dir, outputs=outputs)
+    *lesson, probe = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    outputs = [output for cell in lesson for output in cell.outputs]
+    return SimpleNamespace(root=root, out_dir=out_dir, outputs=outputs,
+                           axis_labels=printed(probe.outputs))
 
 
 @pytest.fixture(scope="session")
@@ -151,3 +174,4 @@ def lesson_kernel(tmp_path_factory):
     with Kernel(environment) as kernel:
         kernel.first_run = [(source, *kernel.run(source)) for source in code_cells()]
         yield kernel
+
