@@ -16,6 +16,7 @@ from helpers import (
     RESULT,
     SCRIPT,
     Kernel,
+    StartedLesson,
     assert_plain_stop,
     cell_index,
     code_cells,
@@ -146,29 +147,6 @@ def test_in_a_notebook_the_figures_still_show_when_nothing_can_be_saved(tmp_path
 # Interruption
 
 
-def test_ctrl_c_in_a_terminal_stops_after_the_batch_and_exits_130(tmp_path):
-    lesson = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "--sample", "--epochs", "1000"],
-        cwd=tmp_path,
-        env={**lesson_environment(tmp_path / "out"), "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines = []
-    while not any(line.startswith("epoch 2:") for line in lines):
-        line = lesson.stdout.readline()
-        assert line, "".join(lines)
-        lines.append(line)
-    lesson.send_signal(signal.SIGINT)
-    rest, errors = lesson.communicate(timeout=60)
-    assert lesson.returncode == 130
-    assert "Traceback" not in errors and "KeyboardInterrupt" not in errors
-    # In an epoch, or as one ended: either way it says so.
-    assert "Stopped by Ctrl-C " in rest and " of 1000" in rest
-    assert not list((tmp_path / "out").glob(".*.partial"))
-
-
 def test_interrupting_the_training_cell_leaves_a_model_the_next_cells_use(tmp_path):
     cells = code_cells()
     training = cell_index("tools.TrainingRun(", cells)
@@ -219,11 +197,20 @@ def test_run_above_after_a_restart_works(lesson_kernel):
 # Repeatability
 
 
-def test_the_same_seed_on_the_cpu_gives_the_same_result(terminal_run, tmp_path):
+@pytest.fixture(scope="module")
+def ascii_terminal_run(tmp_path_factory):
+    """A second sample run, with the seed and the device given, in a terminal that can print only
+    ASCII (PYTHONIOENCODING=ascii, as over some SSH clients)."""
+    folder = tmp_path_factory.mktemp("ascii")
+    return run_lesson("--sample", "--seed", "0", "--device", "cpu", cwd=folder,
+                      environment={**lesson_environment(folder / "out"),
+                                   "PYTHONIOENCODING": "ascii"})
+
+
+def test_the_same_seed_on_the_cpu_gives_the_same_result(terminal_run, ascii_terminal_run):
     # The terminal run fell back to the sample, with the default seed, on the CPU.
-    again = run_lesson("--sample", "--seed", "0", "--device", "cpu", cwd=tmp_path,
-                       environment=lesson_environment(tmp_path / "out"))
-    first, second = RESULT.search(terminal_run.finished.stdout), RESULT.search(again.stdout)
+    first, second = (RESULT.search(terminal_run.finished.stdout),
+                     RESULT.search(ascii_terminal_run.stdout))
     assert first and second and first["accuracy"] == second["accuracy"]
 
 
@@ -243,33 +230,32 @@ def test_ctrl_c_while_the_lesson_imports_ends_with_one_line(tmp_path, seconds):
     assert errors.strip() == "mnistlab: stopped by Ctrl-C.", errors
 
 
-def test_ctrl_c_keeps_what_was_learned_and_a_second_one_ends_at_once(tmp_path):
+def test_ctrl_c_in_a_terminal_stops_after_the_batch_keeps_what_was_learned_and_exits_130(
+        tmp_path):
     out_dir = tmp_path / "out"
-    lesson = subprocess.Popen([sys.executable, str(SCRIPT), "--sample", "--epochs", "1000"],
-                              cwd=tmp_path, env={**lesson_environment(out_dir),
-                                                 "PYTHONUNBUFFERED": "1"},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines = []
-    while not any(line.startswith("epoch 3:") for line in lines):
-        lines.append(lesson.stdout.readline())
-        assert lines[-1], "".join(lines)
-    lesson.send_signal(signal.SIGINT)
-    rest, errors = lesson.communicate(timeout=120)
-    assert lesson.returncode == 130 and "Traceback" not in errors, errors
+    with StartedLesson("--sample", "--epochs", "1000", cwd=tmp_path, out_dir=out_dir) as lesson:
+        lesson.printed_until("epoch 3:")
+        lesson.signal(signal.SIGINT)
+        status, rest, errors = lesson.finished()
+    assert status == 130, errors
+    assert "Traceback" not in errors and "KeyboardInterrupt" not in errors, errors
+    # In an epoch, or as one ended: either way it says so.
+    assert "Stopped by Ctrl-C " in rest and " of 1000" in rest
     assert "Saved the network to out/mnist_cnn.pt" in rest
     for name in FIGURES:
         assert (out_dir / f"{name}.png").exists(), name
-    second = subprocess.Popen([sys.executable, str(SCRIPT), "--sample", "--epochs", "1000"],
-                              cwd=tmp_path, env={**lesson_environment(tmp_path / "two"),
-                                                 "PYTHONUNBUFFERED": "1"},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while not second.stdout.readline().startswith("epoch 1:"):
-        pass
-    second.send_signal(signal.SIGINT)
-    time.sleep(0.05)
-    second.send_signal(signal.SIGINT)
-    _, errors = second.communicate(timeout=60)
-    assert second.returncode == 130 and "Traceback" not in errors, errors
+    assert not list(out_dir.glob(".*.partial"))
+
+
+def test_a_second_ctrl_c_ends_the_lesson_at_once(tmp_path):
+    out_dir = tmp_path / "out"
+    with StartedLesson("--sample", "--epochs", "1000", cwd=tmp_path, out_dir=out_dir) as lesson:
+        lesson.printed_until("epoch 1:")
+        lesson.signal(signal.SIGINT)
+        time.sleep(0.05)
+        lesson.signal(signal.SIGINT)
+        status, _, errors = lesson.finished(60)
+    assert status == 130 and "Traceback" not in errors, errors
     assert errors.strip().splitlines()[-1] == "mnistlab: stopped by Ctrl-C."
 
 
@@ -300,10 +286,8 @@ def test_a_network_too_large_for_memory_is_refused_before_training(tmp_path):
     assert_plain_stop(finished, "needs about", "GiB", "use a smaller --channels or --batch-size")
 
 
-def test_a_terminal_that_cannot_print_arrows_gets_ascii(tmp_path):
-    finished = run_lesson("--sample", cwd=tmp_path,
-                          environment={**lesson_environment(tmp_path / "out"),
-                                       "PYTHONIOENCODING": "ascii"})
+def test_a_terminal_that_cannot_print_arrows_gets_ascii(ascii_terminal_run, tmp_path):
+    finished = ascii_terminal_run
     assert finished.returncode == 0 and "Traceback" not in finished.stderr, finished.stderr
     assert RESULT.search(finished.stdout) and "Exercise 5: not tried yet." in finished.stdout
     # What the lesson prints with arrows, such as a right answer's explanation, gets ASCII ones.
