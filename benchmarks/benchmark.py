@@ -24,8 +24,7 @@ from torchvision import datasets
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 import mnistlab_saved as lesson  # noqa: E402
-# beside this script
-from recipes import lesson_settings, train_lesson, train_original  # noqa: E402
+from recipes import lesson_settings, train_lesson, train_original  # noqa: E402  (in benchmarks/)
 
 
 def resident_bytes():
