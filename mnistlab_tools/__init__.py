@@ -6,6 +6,7 @@ story: one module per concern, each short enough to read in one sitting.
     settings     each setting declared once; the parameters cell, MNISTLAB_* and options
     checks       the checks of the settings' values
     doctor       what this machine offers the lesson (--doctor), without PyTorch
+    builds       which PyTorch build runs on which NVIDIA GPU and driver, and how to install it
     cluster      a Slurm job's share of the machine; a login node, where nothing should train
     files        files written whole, regular files read, one run a folder, writable folders
     data         finding, downloading and checking the dataset files
@@ -30,8 +31,8 @@ from pathlib import Path
 
 # The modules; a name is looked for in the source of each, in this order, and only the module
 # that defines it is loaded, so that a light name never loads PyTorch.
-MODULES = ("console", "lessons", "settings", "checks", "files", "doctor", "cluster", "data",
-           "device", "figures", "checkpoints", "resume", "stopping", "training", "photos",
+MODULES = ("console", "lessons", "settings", "checks", "files", "builds", "doctor", "cluster",
+           "data", "device", "figures", "checkpoints", "resume", "stopping", "training", "photos",
            "exercises")
 
 

@@ -12,9 +12,10 @@ import traceback
 
 import torch
 
+from .builds import cannot_run, capability_text, runs_on
 from .cluster import cluster_lines, usable_cores
 from .console import stop
-from .doctor import nvidia_smi, python_line, pytorch_line
+from .doctor import driver_cuda_version, nvidia_smi, python_line, pytorch_line
 
 STARTING_THREADS = torch.get_num_threads()  # before the lesson sets any
 
@@ -82,25 +83,53 @@ def in_cuda_numbering(gpus, visible):
     return {place for place, index in enumerate(listed) if int(index) in gpus}
 
 
-def least_busy_gpu(memory, busy):
-    """The index of the GPU to train on: of those nobody is computing on, the one with the most
-    free memory; when all are busy, the one with the most free memory."""
-    idle = [gpu for gpu in range(len(memory)) if gpu not in busy]
-    return max(idle or range(len(memory)), key=lambda gpu: memory[gpu][0])
+def gpus_pytorch_cannot_run():
+    """{CUDA index: (major, minor)} of the GPUs this PyTorch has no kernels for, such as a V100
+    (7.0) under a build for CUDA 13: its first computation there would fail."""
+    kernels = torch.cuda.get_arch_list()
+    capabilities = {gpu: torch.cuda.get_device_capability(gpu)
+                    for gpu in range(torch.cuda.device_count())}
+    return {gpu: capability for gpu, capability in capabilities.items()
+            if kernels and not runs_on(kernels, capability)}
+
+
+def why_it_cannot_run(capability):
+    """The sentence that says this PyTorch has no kernels for a GPU, with the install that
+    has."""
+    return cannot_run(torch.cuda.get_arch_list(), torch.version.cuda, driver_cuda_version(),
+                      capability)
+
+
+def least_busy_gpu(memory, busy, unusable=()):
+    """The index of the GPU to train on, of those this PyTorch can run on (None where it can run
+    on none): of those nobody is computing on, the one with the most free memory; when all are
+    busy, the one with the most free memory."""
+    usable = [gpu for gpu in range(len(memory)) if gpu not in unusable]
+    idle = [gpu for gpu in usable if gpu not in busy]
+    return max(idle or usable, key=lambda gpu: memory[gpu][0], default=None)
 
 
 def most_free_gpu():
-    """(name, why) of the idle CUDA GPU with the most free memory."""
+    """(name, why) of the idle CUDA GPU with the most free memory that this PyTorch can run on;
+    the CPU where it can run on none."""
     memory = every_gpu_memory()
+    unusable = gpus_pytorch_cannot_run()
     busy = busy_gpus() & set(range(len(memory)))
-    index = least_busy_gpu(memory, busy)
+    index = least_busy_gpu(memory, busy, unusable)
+    if index is None:
+        lowest = min(unusable.values())
+        return "cpu", f"PyTorch cannot use the GPUs here: {why_it_cannot_run(lowest)}"
     free, total = memory[index]
     why = f"{free / 2**30:.1f} of {total / 2**30:.1f} GiB free"
-    idle = len(memory) - len(busy)
-    if len(memory) > 1 and not busy:
-        why += f", the most of the {len(memory)} GPUs here"
-    elif len(memory) > 1:
+    usable = len(memory) - len(unusable)
+    idle = len(set(range(len(memory))) - busy - set(unusable))
+    if usable > 1 and idle == usable:
+        why += f", the most of the {usable} GPUs here"
+    elif usable > 1:
         why += f", the most of the {idle} idle GPUs here" if idle else ", though all are busy"
+    for gpu, capability in unusable.items():
+        why += (f"; passed over cuda:{gpu}, whose compute capability {capability_text(capability)}"
+                f" this PyTorch has no kernels for (python mnistlab.py --doctor says which has)")
     return f"cuda:{index}", why
 
 
@@ -117,6 +146,11 @@ def chosen_device(name):
     if name not in here:
         stop(f"--device {name} was asked for, but there is no such device here; there is "
              f"{', '.join(here)}. Use one of those, or --device auto.")
+    gpu = int(name.partition(":")[2]) if name.startswith("cuda:") else None
+    unusable = gpus_pytorch_cannot_run() if gpu is not None else {}
+    if gpu in unusable:
+        stop(f"--device {name} is a {torch.cuda.get_device_name(gpu)}, and "
+             f"{why_it_cannot_run(unusable[gpu])}")
     return name, "as asked"
 
 

@@ -15,7 +15,10 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
+from .builds import (CPU, build_for, capability_of, capability_text, cannot_run,
+                     install_command, installed_build, major, no_build_reason)
 from .cluster import cluster_lines, usable_cores
 from .console import display, printable, readable
 from .data import DATASETS, IDX_FILES
@@ -86,38 +89,11 @@ def pytorch_line(driver_gpus):
     if cuda is None:
         line += "a CPU-only build"
         if driver_gpus:
+            capabilities = [gpu.capability for gpu in driver_gpus if gpu.capability]
             line += (" - but nvidia-smi sees a GPU: install the CUDA build into a fresh .venv: "
-                     + install_command(driver_cuda_version()))
+                     + install_command(driver_cuda_version(), capabilities))
         return line
     return line + f"built for CUDA {cuda}"
-
-
-INDEX = "https://download.pytorch.org/whl/"
-DEFAULT_BUILD_CUDA = 13  # pip's default Linux PyTorch (requirements.txt) is built for CUDA 13
-# An older CUDA's build, from PyTorch's own index, by the driver's CUDA major version: a driver
-# runs any build of its major version (CUDA's minor-version compatibility). pytorch.org's Get
-# Started page lists the builds each release has.
-OLDER_CUDA_BUILDS = {12: "cu126"}
-
-
-def build_for(driver_cuda):
-    """The PyTorch build this NVIDIA driver runs: "default", an older CUDA's (such as "cu126"),
-    or "cpu" when there is no driver or it is too old for any."""
-    if not driver_cuda:
-        return "cpu"
-    if major(driver_cuda) >= DEFAULT_BUILD_CUDA:
-        return "default"
-    return OLDER_CUDA_BUILDS.get(major(driver_cuda), "cpu")
-
-
-def install_command(driver_cuda):
-    """The command that puts the PyTorch this NVIDIA driver can run into a fresh .venv."""
-    fresh = "rm -rf .venv && python3 -m venv .venv && .venv/bin/pip install "
-    build = build_for(driver_cuda)
-    if build == "default":
-        return fresh + "-r requirements.txt"
-    return (fresh + f"torch torchvision --index-url {INDEX}{build} && .venv/bin/pip install "
-            "-r requirements.txt")
 
 
 def nvidia_smi(*query):
@@ -139,21 +115,29 @@ def driver_cuda_version():
     return found.group(1) if found else None
 
 
-def major(version):
-    return int(version.split(".")[0])
-
-
-GPU_ROW = re.compile(r"(\d+), ([^,]+), (\d+), (\d+)")
+GPU_ROW = re.compile(r"(\d+), ([^,]+), (\d+), (\d+)(?:, (.+))?")
 DRIVER_VERSION = re.compile(r"\d+(\.\d+)+")
 
 
+class GpuSeen(NamedTuple):
+    index: str  # nvidia-smi's numbering
+    name: str
+    free_mib: int
+    total_mib: int
+    capability: tuple | None  # (major, minor); None where the driver is too old to say
+
+
 def gpus_seen():
-    """[(index, name, free MiB, total MiB)] of each GPU nvidia-smi lists; a line that is not such
-    a row (a stand-in's or a failing driver's own text) lists none."""
-    answer = nvidia_smi("--query-gpu=index,name,memory.free,memory.total",
-                        "--format=csv,noheader,nounits") or ""
+    """Each GPU nvidia-smi lists, with its compute capability where the driver can tell it (from
+    driver 510 on); a line that is not such a row (a stand-in's or a failing driver's own text)
+    lists none."""
+    fields = "index,name,memory.free,memory.total"
+    answer = nvidia_smi(f"--query-gpu={fields},compute_cap", "--format=csv,noheader,nounits")
+    if answer is None:  # an older driver refuses a field it does not know
+        answer = nvidia_smi(f"--query-gpu={fields}", "--format=csv,noheader,nounits") or ""
     rows = [GPU_ROW.fullmatch(line.strip()) for line in answer.splitlines()]
-    return [row.groups() for row in rows if row]
+    return [GpuSeen(index, name, int(free), int(total), capability_of(capability or ""))
+            for index, name, free, total, capability in (row.groups() for row in rows if row)]
 
 
 def driver_line():
@@ -173,19 +157,42 @@ def driver_line():
     return f"NVIDIA driver {first}, for CUDA {cuda} at most"
 
 
+def gpu_line(gpu):
+    capability = (f", compute capability {capability_text(gpu.capability)}" if gpu.capability
+                  else "")
+    return (f"GPU {gpu.index} (nvidia-smi's numbering): {gpu.name}{capability}, "
+            f"{gpu.free_mib / 1024:.1f} of {gpu.total_mib / 1024:.1f} GiB free")
+
+
+def cannot_use_lines(gpus, built, driver):
+    """Why this PyTorch cannot use these GPUs, with the install of one that can: its CUDA is
+    newer than the driver's, or it has no kernels for a GPU's architecture."""
+    capabilities = [gpu.capability for gpu in gpus if gpu.capability]
+    if major(built) > major(driver):
+        fix = install_command(driver, capabilities)
+        if build_for(driver, capabilities) is CPU:
+            return [f"GPUs: PyTorch cannot use them: it is built for CUDA {built}, and "
+                    + no_build_reason(driver, min(capabilities, default=(7, 5)))
+                    + f": {fix}"]
+        return [f"GPUs: PyTorch cannot use them: it is built for CUDA {built}, and the driver "
+                f"supports CUDA {driver} at most. Install "
+                f"{build_for(driver, capabilities).describe()} into a fresh .venv: {fix}"]
+    build = installed_build(built)
+    if build is None:
+        return []  # an older release's build, whose kernels the table does not list
+    said = ((gpu, cannot_run(build.kernels, built, driver, gpu.capability, capabilities))
+            for gpu in gpus if gpu.capability)
+    return [f"GPU {gpu.index} ({gpu.name}): {sentence}" for gpu, sentence in said if sentence]
+
+
 def gpu_lines(gpus):
     """A line for each GPU nvidia-smi sees, and whether this PyTorch can use them."""
     if not gpus:
         return ["GPUs: none; the lesson trains on the CPU"]
-    lines = [f"GPU {index} (nvidia-smi's numbering): {name}, {int(free) / 1024:.1f} of "
-             f"{int(total) / 1024:.1f} GiB free" for index, name, free, total in gpus]
+    lines = [gpu_line(gpu) for gpu in gpus]
     built, driver = torch_build()[1], driver_cuda_version()
-    if built and driver and major(built) > major(driver):
-        advice = ("No PyTorch build runs on this driver: ask for a newer one, or train on the "
-                  "CPU: " if build_for(driver) == "cpu" else "Install the build for the "
-                  "driver's CUDA into a fresh .venv: ")
-        lines.append(f"GPUs: PyTorch cannot use them: it is built for CUDA {built}, and the "
-                     f"driver supports CUDA {driver} at most. {advice}{install_command(driver)}")
+    if built and driver:
+        lines += cannot_use_lines(gpus, built, driver)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and not visible.strip():
         lines.append("GPUs: CUDA_VISIBLE_DEVICES is empty, which hides them all from PyTorch")

@@ -128,7 +128,7 @@ def stand_in_nvidia_smi(folder, header):
     fake.write_text(f"""#!/bin/sh
 case "$1" in
   --query-gpu=driver_version) echo 550.54.15 ;;
-  --query-gpu=*) echo "0, NVIDIA A100-SXM4-40GB, 40000, 40960" ;;
+  --query-gpu=*) echo "0, NVIDIA A100-SXM4-40GB, 40000, 40960, 8.0" ;;
   *) echo "| NVIDIA-SMI 550.54.15    {header} |" ;;
 esac
 """)
@@ -141,7 +141,7 @@ PYTORCH_INDEX = "--index-url https://download.pytorch.org/whl/"
 @pytest.mark.parametrize("header, build", [
     ("Driver Version: 580.65.06    CUDA Version: 13.0", "install -r requirements.txt"),
     ("Driver Version: 550.54.15    CUDA Version: 12.4", PYTORCH_INDEX + "cu126"),
-    ("Driver Version: 470.82.01    CUDA Version: 11.4", PYTORCH_INDEX + "cpu"),
+    ("Driver Version: 470.82.01    CUDA Version: 11.4", PYTORCH_INDEX + "cu118"),
     ("CUDA Version: ERR!", PYTORCH_INDEX + "cpu"),
     ("Driver Version: 550.54.15    CUDA Version: N/A", PYTORCH_INDEX + "cpu"),
 ])
