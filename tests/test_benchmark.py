@@ -1,8 +1,12 @@
 """A smoke run of the benchmark on the sample: it runs both recipes and prints its table (no
 timing is asserted)."""
 
+import os
 import subprocess
 import sys
+
+import pytest
+import torch
 
 from benchmarks.photo_like import UNSEEN_FONTS, installed_fonts
 from helpers import REPO
@@ -86,3 +90,14 @@ def test_the_other_writers_benchmark_reads_each_digit_of_each_group_of_writers()
             mean, lowest = (float(part.strip("()")) for part in text.split())
             assert 0 <= lowest == mean <= 100
     assert float(rows["all"][-1].split()[0]) > 50  # it reads bent digits far better than chance
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU to check")
+def test_the_gpu_check_without_a_gpu_says_so_in_one_line(tmp_path):
+    finished = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), tmp_path / "r"],
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHON": sys.executable})
+    assert finished.returncode == 0 and finished.stderr == ""
+    assert finished.stdout == ("gpu_check: PyTorch sees no CUDA GPU here, so there is nothing "
+                               "to check; run it on a machine with one.\n")
+    assert (tmp_path / "r" / "gpu_check.txt").read_text() == finished.stdout

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The checks that need a CUDA GPU, in one call of at most 8 minutes: tests/test_cuda.py (the
+# three ways on CUDA, a GPU named by index, a seed repeated, out of memory), then the benchmark
+# on cuda (5 seeds, the lesson's recipe and the original), into one report file.
+#
+#     bash benchmarks/gpu_check.sh REPORT_FOLDER [DATA_DIR]
+#
+# DATA_DIR holds MNIST/raw/ (full MNIST, for the timings docs/speed.md quotes); without it the
+# benchmark runs on the committed sample. It uses PYTHON, else .venv/bin/python, else python3,
+# with requirements.txt and tests/requirements.txt installed. Where PyTorch sees no CUDA GPU it
+# says so in one line and ends with status 0.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if [ $# -lt 1 ]; then
+    echo "gpu_check: name the folder for its report: bash benchmarks/gpu_check.sh REPORT_FOLDER" >&2
+    exit 2
+fi
+mkdir -p "$1" || exit 2
+report="$1/gpu_check.txt"
+python=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
+
+if ! "$python" -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+    echo "gpu_check: PyTorch sees no CUDA GPU here, so there is nothing to check; run it on a machine with one." | tee "$report"
+    exit 0
+fi
+if [ $# -ge 2 ]; then data=(--data-dir "$2"); else data=(--sample); fi
+
+{
+    echo "# gpu_check, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    nvidia-smi --query-gpu=index,name,compute_cap,driver_version,memory.total --format=csv
+    "$python" -c "import torch; print('PyTorch', torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.get_arch_list())"
+    echo
+    echo "## tests/test_cuda.py"
+    timeout 240 "$python" -m pytest -q -n 0 -p no:cacheprovider tests/test_cuda.py 2>&1 | tail -15
+    tests=$?
+    echo
+    echo "## benchmarks/benchmark.py --device cuda --seeds 5 ${data[*]}"
+    PYTHONUNBUFFERED=1 timeout 200 "$python" benchmarks/benchmark.py --device cuda --seeds 5 \
+        "${data[@]}" 2>&1
+    timings=$?
+} > "$report" 2>&1
+cat "$report"
+[ "$tests" -eq 0 ] && [ "$timings" -eq 0 ]
