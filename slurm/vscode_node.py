@@ -4,11 +4,12 @@
     python vscode_node.py mnist-server
 
 mnist-server is the login node's Host in your laptop's ~/.ssh/config. The script asks the login
-node over SSH for the node of your newest running job named vscode (or, with no job of that name,
-of your newest running job), and writes it into the Host block mnist-node of ~/.ssh/config,
-which hops to the node through the login node. In VS Code, Remote-SSH: Connect to Host… →
-mnist-node. Run it again for each new job: it rewrites its own block and nothing else, and the
-rest of the file stays as it was, to the byte.
+node over SSH for the node of your newest running job named vscode (or the job you name with
+--job, by name or number), and writes it into the Host block mnist-node of ~/.ssh/config, which
+hops to the node through the login node. In VS Code, Remote-SSH: Connect to Host… → mnist-node.
+Run it again for each new job: it rewrites its own block and nothing else, and the rest of the
+file stays as it was, to the byte. It then asks ssh -G which node mnist-node means, and where
+another block of the file still wins, it puts the file back as it was and names that block.
 Standard library only, for any Python 3.8 or newer.
 """
 
@@ -30,11 +31,17 @@ HOST_OR_MATCH = re.compile(r"\s*(host|match)\b\s*=?\s*(.*)", re.I)
 NODE_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(\.(?!-)[A-Za-z0-9-]{1,63})*")
 
 
-def node_of(jobs, name="vscode"):
-    """(job, node) from squeue's lines: the newest job named `name`, or else the newest job; node
-    is None where the job runs on several nodes."""
-    rows = [line.strip().split("|", 2) for line in jobs.splitlines() if line.count("|") >= 2]
-    chosen = [row for row in rows if row[2] == name] or rows
+def running_jobs(squeue):
+    """[(job, nodes, name)] from squeue's lines, newest first."""
+    return [tuple(line.strip().split("|", 2)) for line in squeue.splitlines()
+            if line.count("|") >= 2]
+
+
+def node_of(jobs, wanted="vscode"):
+    """(job, node) of the newest job named `wanted`, or numbered so, or None where there is none:
+    another job (a training run, say) is not one to edit in; node is None where the job runs on
+    several nodes."""
+    chosen = [row for row in jobs if wanted in (row[0], row[2])]
     if not chosen:
         return None
     job, nodes, _ = chosen[0]
@@ -148,6 +155,14 @@ def write_config(config, text):
         stop(f"cannot write {target} ({error.strerror or error}); it is as it was.")
 
 
+def hostname_ssh_takes(config, host="mnist-node"):
+    """The HostName that ssh reads for `host` from this config file, through every Host, Match
+    and Include in it."""
+    shown = subprocess.run(["ssh", "-G", "-F", str(config), host], capture_output=True, text=True)
+    return next((line.split(" ", 1)[1] for line in shown.stdout.splitlines()
+                 if line.startswith("hostname ")), None)
+
+
 def stop(message):
     """A mistake or a missing job: one line, and exit status 2, as the lesson's own stops."""
     print(f"vscode_node: {message}", file=sys.stderr)
@@ -159,16 +174,18 @@ def main():
     parser.add_argument("login", help="the login node's Host in ~/.ssh/config, e.g. mnist-server")
     parser.add_argument("--config", type=Path, default=Path.home() / ".ssh" / "config",
                         help="the SSH config file to write (default: %(default)s)")
+    parser.add_argument("--job", default="vscode",
+                        help="the job to connect to, by name or number (default: %(default)s)")
     arguments = parser.parse_args()
     login, config = arguments.login, arguments.config
-    before = read_config(config)
+    existed, before = config.exists(), read_config(config)
     asked = subprocess.run(["ssh", login, SQUEUE], capture_output=True, text=True)
     if asked.returncode != 0:
         stop(f"ssh {login} squeue failed: {asked.stderr.strip()}")
-    found = node_of(asked.stdout)
+    jobs = running_jobs(asked.stdout)
+    found = node_of(jobs, arguments.job)
     if found is None:
-        stop(f"you have no running job on {login}. Start one there first, such as: salloc "
-             f"--job-name=vscode --cpus-per-task=4 --mem=8G --time=2:00:00")
+        stop(no_such_job(login, arguments.job, jobs))
     job, node = found
     if node is None:
         stop(f"job {job} runs on several nodes; ask for one (--nodes=1)")
@@ -176,8 +193,25 @@ def main():
         stop(f"the login node named {node!r} as the node of job {job}, which is not a host name; "
              f"nothing was written. Ask your centre which node it runs on (squeue -j {job}).")
     write_config(config, with_block(before, node_block(node, login, *login_settings(login))))
+    taken = hostname_ssh_takes(config)
+    if taken != node:
+        write_config(config, before) if existed else config.unlink()
+        stop(f"ssh would still take mnist-node to {taken}, from a Host or Match line above this "
+             f"script's block in {config} whose pattern matches mnist-node, so {config} is as it "
+             f"was. Move that block below, or narrow its pattern, then run this again.")
     print(f"mnist-node is now {node}, the node of your job {job}, through {login}: in VS Code, "
           f"Remote-SSH: Connect to Host… → mnist-node")
+
+
+def no_such_job(login, wanted, jobs):
+    """Why no job was chosen, and how to start or name one."""
+    start = ("Start one there first, such as: salloc --job-name=vscode --cpus-per-task=4 "
+             "--mem=8G --time=2:00:00")
+    if not jobs:
+        return f"you have no running job on {login}. {start}"
+    listed = ", ".join(f"{job} ({name})" for job, _, name in jobs[:5])
+    return (f"you have no running job named or numbered {wanted} on {login}, only {listed}. "
+            f"{start}, or name yours: --job NUMBER")
 
 
 if __name__ == "__main__":

@@ -237,6 +237,18 @@ def test_the_vscode_helper_writes_your_jobs_node_into_the_ssh_config(slurm, tmp_
         assert too_soon.stderr.startswith("vscode_node: you have no running job on mnist-server")
         assert "Traceback" not in too_soon.stderr
         jobs = [sleeping_job(slurm, tmp_path, *name) for name in (["--job-name=vscode"], [])]
+        # A block written by hand, as an older page said to, and a pattern above that would win.
+        for hand_written, said in [
+                ("Host mnist-node\\n HostName old-node\\n", "that this script did not write"),
+                ("Host mnist-*\\n HostName old-node\\n", "ssh would still take mnist-node to "
+                                                          "old-node")]:
+            login.inside(f"cp ~/.ssh/config ~/plain && printf '{hand_written}' >> ~/.ssh/config")
+            kept = login.inside("cat ~/.ssh/config").stdout
+            refused = login.inside(helper)
+            assert (refused.returncode, refused.stdout) == (2, "") and said in refused.stderr
+            assert login.inside("cat ~/.ssh/config").stdout == kept  # as it was
+            assert "hostname old-node" in login.inside("ssh -G mnist-node").stdout
+            login.inside("mv ~/plain ~/.ssh/config")  # the learner does as the message says
         for _ in range(2):  # the second run rewrites its block, and adds none
             wrote = login.inside(helper)
             assert wrote.returncode == 0, wrote.stderr
@@ -251,14 +263,30 @@ def test_the_vscode_helper_writes_your_jobs_node_into_the_ssh_config(slurm, tmp_
         slurm.run("scancel", job)
 
 
-def test_the_vscode_helper_prefers_a_job_named_vscode_and_refuses_several_nodes():
+def test_the_vscode_helper_takes_only_the_job_meant_for_vscode():
     helper = vscode_node()
-    assert helper.node_of("12|gpu07|vscode\n11|gpu03|train\n") == ("12", "gpu07")
-    assert helper.node_of("13|gpu03|train\n12|gpu07|vscode\n") == ("12", "gpu07")
-    assert helper.node_of("13|gpu03|train\n") == ("13", "gpu03")
-    assert helper.node_of("14|gpu[01-02]|vscode\n") == ("14", None)
-    assert helper.node_of("15|gpu04|my run\n") == ("15", "gpu04")  # a name with a space
-    assert helper.node_of("") is None
+    jobs = helper.running_jobs("13|gpu03|train\n12|gpu07|vscode\n11|gpu05|my run\n")
+    assert helper.node_of(jobs) == ("12", "gpu07")
+    assert helper.node_of(jobs, "13") == ("13", "gpu03")  # named by its number
+    assert helper.node_of(jobs, "my run") == ("11", "gpu05")  # a name with a space
+    assert helper.node_of(helper.running_jobs("13|gpu03|train\n")) is None  # never a training job
+    assert helper.node_of(helper.running_jobs("14|gpu[01-02]|vscode\n")) == ("14", None)
+    assert helper.node_of([]) is None
+
+
+def test_the_vscode_helper_names_the_jobs_it_passed_over(tmp_path):
+    passed_over = run_helper(tmp_path, "--config", str(tmp_path / "config"),
+                             squeue="13|gpu03|train")
+    assert (passed_over.returncode, passed_over.stdout) == (2, "")
+    assert passed_over.stderr == (
+        "vscode_node: you have no running job named or numbered vscode on mnist-server, only 13 "
+        "(train). Start one there first, such as: salloc --job-name=vscode --cpus-per-task=4 "
+        "--mem=8G --time=2:00:00, or name yours: --job NUMBER\n")
+    assert not (tmp_path / "config").exists()
+    named = run_helper(tmp_path, "--config", str(tmp_path / "config"), "--job", "13",
+                       squeue="13|gpu03|train")
+    assert named.returncode == 0 and "mnist-node is now gpu03, the node of your job 13" in \
+        named.stdout
 
 
 HAND_WRITTEN = ('Host mnist-server\n    HostName login.example.org\n'
@@ -309,14 +337,28 @@ def test_the_vscode_helper_refuses_a_hand_written_mnist_node_block(capsys):
         capsys.readouterr().err
 
 
+# As the real ssh answers: -G names the user, the key, and the first HostName of a Host block
+# that names the host; otherwise it runs the command (squeue) on the login node.
+STAND_IN_SSH = """#!{python}
+import re, sys
+if sys.argv[1] != "-G":
+    sys.exit(print({squeue!r}))
+print("user alice\\nidentityfile {key}")
+config = open(sys.argv[sys.argv.index("-F") + 1]).read() if "-F" in sys.argv else ""
+block = re.search(r"^Host (?:.* )?mnist-node\\b.*\\n((?:(?!Host ).*\\n)*)", config, re.M | re.I)
+found = block and re.search(r"^\\s*HostName\\s+(\\S+)", block.group(1), re.M | re.I)
+print(f"hostname {{found.group(1) if found else 'mnist-node'}}")
+"""
+
+
 def run_helper(tmp_path, *arguments, squeue="12|gpu07|vscode", without_rights=False):
     """vscode_node.py with a stand-in ssh on PATH: it answers squeue with `squeue`, and -G as
     the real one does for a Host with a user and a key."""
     (tmp_path / "bin").mkdir(exist_ok=True)
     (tmp_path / "id ed25519").touch()
     ssh = tmp_path / "bin" / "ssh"
-    ssh.write_text(f"#!/bin/sh\nif [ \"$1\" = -G ]; then printf 'user alice\\nidentityfile "
-                   f"{tmp_path}/id ed25519\\n'; else echo '{squeue}'; fi\n")
+    ssh.write_text(STAND_IN_SSH.format(python=sys.executable, key=tmp_path / "id ed25519",
+                                       squeue=squeue))
     ssh.chmod(0o755)
     user = as_a_user_without_rights() if without_rights else []
     return subprocess.run([*user, sys.executable, str(REPO / "slurm" / "vscode_node.py"),
