@@ -92,10 +92,11 @@ def build_for(driver_cuda, capabilities=()):
     return CPU
 
 
-def install_command(driver_cuda, capabilities=()):
-    """The command that puts the PyTorch this driver and these GPUs can run into a fresh
-    .venv."""
-    fresh = "rm -rf .venv && python3 -m venv .venv && .venv/bin/pip install "
+def install_command(driver_cuda, capabilities=(), replacing=True):
+    """The command that puts the PyTorch this driver and these GPUs can run into a fresh .venv,
+    in place of the one there (replacing) or where there is none."""
+    fresh = ("rm -rf .venv && " if replacing else "") + "python3 -m venv .venv && "
+    fresh += ".venv/bin/pip install "
     build = build_for(driver_cuda, capabilities)
     if not build.index:
         return fresh + "-r requirements.txt"

@@ -56,12 +56,19 @@ def missing_requirements():
 
 
 def install_advice(missing):
-    """What is missing, and the command that installs it into this repository's .venv."""
-    install = f"{readable(HERE / '.venv' / 'bin' / 'pip')} install -r {readable(REQUIREMENTS)}"
+    """What is missing, and the command that installs it into this repository's .venv: where
+    there is no .venv yet, with the PyTorch build for this machine's GPUs and driver."""
+    said = f"Missing {', '.join(missing)} in this Python. "
     if not (HERE / ".venv").is_dir():
-        install = f"python3 -m venv {readable(HERE / '.venv')} && " + install
-    return (f"Missing {', '.join(missing)} in this Python. Install them into this repository's "
-            f".venv with: {install}")
+        gpus = gpus_seen()
+        install = install_command(driver_cuda_version(),
+                                  [gpu.capability for gpu in gpus if gpu.capability],
+                                  replacing=False)
+        here = "" if Path.cwd() == HERE else f"cd {readable(HERE)} && "
+        return (said + "Install them, with the PyTorch build for this machine, into a .venv in "
+                f"this repository: {here}{install}")
+    install = f"{readable(HERE / '.venv' / 'bin' / 'pip')} install -r {readable(REQUIREMENTS)}"
+    return said + f"Install them into this repository's .venv with: {install}"
 
 
 def requirements_line():

@@ -2,11 +2,14 @@
 doctor (before PyTorch is installed) and from the lesson's device choice (once it is)."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
 import mnistlab_tools as tools
+from helpers import fresh_clone, lesson_environment, offline
 from mnistlab_tools import device as device_module
 from stand_ins import A100, GTX_1080_TI, K80, T4, V100, stand_in_nvidia_smi
 
@@ -180,3 +183,29 @@ def test_busy_and_unusable_gpus_are_both_passed_over():
     assert tools.least_busy_gpu(memory, busy={1, 2}, unusable={0: (7, 0)}) == 2  # all busy
     assert tools.least_busy_gpu(memory, busy=set(), unusable={0: (7, 0), 1: (7, 0),
                                                               2: (6, 1)}) is None
+
+
+@pytest.mark.parametrize("cuda, gpus, build", [
+    (None, [], f"torch torchvision {INDEX}cpu"),
+    ("13.0", [T4], "-r requirements.txt"),
+    ("13.0", [V100], f"torch torchvision {INDEX}cu126"),
+])
+def test_before_anything_is_installed_the_doctor_gives_this_servers_install(tmp_path, cuda, gpus,
+                                                                            build):
+    """As the quick start runs it: python3 mnistlab.py --doctor in a fresh clone, in a Python with
+    nothing of requirements.txt (-S: without its site-packages)."""
+    clone = tmp_path / "mnistlab"
+    clone.mkdir()
+    script = fresh_clone(clone)
+    if cuda:
+        stand_in_nvidia_smi(tmp_path, cuda, gpus)
+    environment = {**offline(lesson_environment(clone / "outputs")),
+                   "PATH": f"{tmp_path}:/usr/bin:/bin"}
+    report = subprocess.run([sys.executable, "-S", script.name, "--doctor"], cwd=clone,
+                            env=environment, capture_output=True, text=True, timeout=60)
+    assert report.returncode == 0 and report.stderr == "", report.stderr
+    (line,) = [text for text in report.stdout.splitlines() if text.startswith("Requirements:")]
+    assert line.startswith("Requirements: Missing torch, torchvision, ")
+    install = line.split("into a .venv in this repository: ")[1]
+    assert install.startswith("python3 -m venv .venv && .venv/bin/pip install ")
+    assert build in install and install.endswith(".venv/bin/pip install -r requirements.txt")
