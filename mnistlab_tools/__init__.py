@@ -4,6 +4,7 @@ story: one module per concern, each short enough to read in one sitting.
     console      one plain line to stop with; a quiet Ctrl-C for programs run in a terminal
     lessons      the two lessons: their scripts, their settings, their networks' names
     settings     each setting declared once; the parameters cell, MNISTLAB_* and options
+    options      the command line: an option for each setting, and --help
     checks       the checks of the settings' values
     doctor       what this machine offers the lesson (--doctor), without PyTorch
     builds       which PyTorch build runs on which NVIDIA GPU and driver, and how to install it
@@ -31,9 +32,9 @@ from pathlib import Path
 
 # The modules; a name is looked for in the source of each, in this order, and only the module
 # that defines it is loaded, so that a light name never loads PyTorch.
-MODULES = ("console", "lessons", "settings", "checks", "files", "builds", "doctor", "cluster",
-           "data", "device", "figures", "checkpoints", "resume", "stopping", "training", "photos",
-           "exercises")
+MODULES = ("console", "lessons", "settings", "options", "checks", "files", "builds", "doctor",
+           "cluster", "data", "device", "figures", "checkpoints", "resume", "stopping", "training",
+           "photos", "exercises")
 
 
 def __getattr__(name):

@@ -6,7 +6,6 @@ check raises ValueError with the rule; read_settings names where the bad value c
 library only, so that --help answers at once.
 """
 
-import argparse
 import os
 import sys
 from dataclasses import dataclass, replace
@@ -14,17 +13,14 @@ from pathlib import Path
 
 from .checks import (device_choice, folder, learning_rate, one_of, photo_paths, switch, text,
                      whole_number)
-from .console import IN_NOTEBOOK, display, stop
+from .console import IN_NOTEBOOK, PYTHON, display, stop
+from .options import SettingsError, parse, settings_parser
 from .data import DATASETS, get_data
 from .doctor import doctor_report, install_advice, missing_requirements, tensorboard_importable
 from .files import HERE
 from .lessons import LESSONS
 
 DATASET_NAMES = ("mnist", "fashion")
-
-
-class SettingsError(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -59,7 +55,8 @@ SETTINGS = [
     Setting("augment", True, switch, "train on half of each batch redrawn with other pens, "
             "slants, sizes, places and bends"),
     Setting("device_name", "auto", device_choice, "where to train: auto, cpu, cuda, cuda:N or "
-            "mps; auto takes the GPU with the most free memory, else the cpu", "NAME", "--device"),
+            "mps; auto takes the idle GPU with the most free memory that this PyTorch can run, "
+            "else the cpu", "NAME", "--device"),
     Setting("threads", 0, whole_number(0, 4096), "CPU threads to train with; 0: every core "
             "this job may use (on a shared server, take your share)", "N"),
     Setting("dataset", "mnist", one_of(DATASET_NAMES), "mnist for digits, fashion for clothes",
@@ -127,70 +124,6 @@ def starting_values(settings, cell, environment):
     return values, origins
 
 
-class SettingsParser(argparse.ArgumentParser):
-    def error(self, message):
-        if "--predict" in message:
-            message += ". To read photos with the network saved last, run: python predict.py PHOTO"
-        elif "--photos" in message or "augment" in message:
-            message += ". Other pens and your photos are lesson two's: python handwriting.py --help"
-        raise SettingsError(message)
-
-
-def option_type(check, default):
-    """`check` for argparse; an empty value means the default, as an empty variable does."""
-
-    def convert(value):
-        if not value.strip():
-            return default
-        try:
-            return check(value)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-
-    convert.__name__ = check.__name__
-    return convert
-
-
-def add_option(parser, setting, value):
-    """The setting's option; only the options given end up in the parsed namespace."""
-    if setting.check is switch:
-        parser.add_argument(setting.flag, dest=setting.name, action=argparse.BooleanOptionalAction,
-                            help=f"{setting.help} (now: {'on' if value else 'off'}; "
-                            f"{setting.variable}=1)")
-    elif setting.check is photo_paths:
-        parser.add_argument(setting.flag, dest=setting.name, type=option_type(photo_paths, value),
-                            nargs="+", action="extend", metavar=setting.metavar,
-                            help=f"{setting.help} ({setting.variable}, paths separated by "
-                            f"{os.pathsep!r})")
-    else:
-        parser.add_argument(setting.flag, dest=setting.name,
-                            type=option_type(setting.check, value), metavar=setting.metavar,
-                            help=f"{setting.help} (now: {display(value)}; {setting.variable})")
-
-
-def settings_parser(prog, description, settings, values, epilog=None):
-    """An argparse parser of these settings' options, whose help shows the values they have now.
-    Options left out are left out of what it parses, so that the parse says where each came
-    from."""
-    parser = SettingsParser(prog=prog, description=description, epilog=epilog,
-                            allow_abbrev=False, argument_default=argparse.SUPPRESS)
-    parser.settings = settings
-    for setting in settings:
-        add_option(parser, setting, values[setting.name])
-    return parser
-
-
-def parse(parser, values, origins, arguments):
-    """The namespace of values, with those given as options put in, and `.origins`."""
-    given = vars(parser.parse_args(arguments))
-    for setting in parser.settings:
-        if setting.name in given:
-            origins[setting.name] = setting.flag
-    if given.get("photos") and isinstance(given["photos"][0], list):  # a list for each PATH
-        given["photos"] = [path for paths in given["photos"] for path in paths]
-    return argparse.Namespace(**{**values, **given, "origins": origins})
-
-
 def read_settings(cell, arguments=None, environment=None, lesson="mnistlab"):
     """The settings of the lesson (a key of LESSONS) from its parameters cell (a dict), the
     environment and the command line, and its fixed values for the others. Relative paths in the
@@ -206,7 +139,7 @@ def read_settings(cell, arguments=None, environment=None, lesson="mnistlab"):
     values, origins = starting_values(settings_of(lesson), cell,
                                       os.environ if environment is None else environment)
     parser = settings_parser(
-        f"python {lesson.script}",
+        f"{PYTHON} {lesson.script}",
         f"{lesson.about} Each option overrides the lesson's parameters cell.",
         settings_of(lesson), values,
         "Each option can also be set by an environment variable, such as MNISTLAB_EPOCHS=3; an "
@@ -261,7 +194,7 @@ def settings_or_stop(cell, lesson="mnistlab"):
     try:
         settings = read_settings(values, lesson=lesson)
     except SettingsError as error:
-        message = f"{error}. Run python {LESSONS[lesson].script} --help to see the settings."
+        message = f"{error}. Run {PYTHON} {LESSONS[lesson].script} --help to see the settings."
         if not IN_NOTEBOOK:
             stop(message)
         return BrokenSettings(f"{message} Fix it, then run the parameters cell and the cells "

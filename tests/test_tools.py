@@ -48,7 +48,8 @@ def test_the_parameters_cell_gives_the_defaults():
 
 def test_lesson_one_points_to_lesson_two_for_its_settings():
     for option in ("--augment", "--photos"):
-        with pytest.raises(tools.SettingsError, match="lesson two's: python handwriting.py"):
+        with pytest.raises(tools.SettingsError,
+                           match=r"lesson two's: \.venv/bin/python handwriting\.py"):
             tools.read_settings(CELL, [option, "my_7.jpg"][:1 + (option == "--photos")], {})
 
 
@@ -191,7 +192,7 @@ def test_a_missing_parameter_says_to_run_the_cell_again():
 
 
 def test_the_old_predict_option_points_to_predict_py():
-    with pytest.raises(tools.SettingsError, match="python predict.py PHOTO"):
+    with pytest.raises(tools.SettingsError, match=".venv/bin/python predict.py PHOTO"):
         tools.read_settings(CELL, ["--predict", "my_7.jpg"], {})
 
 
@@ -589,3 +590,12 @@ def test_the_files_of_the_other_dataset_are_recognised(tmp_path, folder, even, o
     labels_file(raw_dir / "t10k-labels-idx1-ubyte", 10_000, not even)
     labels_file(raw_dir / "train-labels-idx1-ubyte", 60_000, not even)
     assert tools.data_problems(raw_dir) == []
+
+
+def test_an_option_given_an_empty_value_leaves_the_cells_value_and_says_so():
+    cell = {**CELL, "epochs": 3}
+    settings = tools.read_settings(cell, ["--epochs", "", "--lr", " "], {})
+    assert (settings.epochs, settings.lr) == (3, cell["lr"])
+    assert "epochs" not in settings.origins and "lr" not in settings.origins  # nor claimed
+    from_variable = tools.read_settings(cell, ["--epochs", ""], {"MNISTLAB_EPOCHS": "5"})
+    assert (from_variable.epochs, from_variable.origins["epochs"]) == (5, "MNISTLAB_EPOCHS")
