@@ -26,14 +26,14 @@
 # minute to a minute to train on two CPU cores.
 #
 # It runs three ways, as lesson one does: cell by cell in VS Code, **Run
-# All** in `handwriting.ipynb`, or `python handwriting.py` in a terminal. It
+# All** in `handwriting.ipynb`, or `.venv/bin/python handwriting.py` in a terminal. It
 # uses lesson one's network and training functions, from `mnistlab_saved.py`.
 
 # %% [markdown]
 # ## Parameters
 #
 # As in lesson one: edit a value and run the cells again, or override it
-# with an option (`python handwriting.py --no-augment`; `--help` lists
+# with an option (`.venv/bin/python handwriting.py --no-augment`; `--help` lists
 # them), a variable (`MNISTLAB_PHOTOS=my_7.jpg`) or papermill's `-p`.
 
 # %% tags=["parameters"]
@@ -242,7 +242,7 @@ try:
     networks["lesson one's"] = tools.load_checkpoint(lesson_one, DigitNet, device)[0]
 except tools.CheckpointError:
     print(f"There is no network of lesson one's in {tools.readable(lesson_one)} to compare: "
-          f"run python mnistlab.py{' --sample' * on_sample} first, with the same out_dir.")
+          f"run {tools.PYTHON} mnistlab.py{' --sample' * on_sample} first, with the same out_dir.")
 read_right = pd.DataFrame({name: {pen: accuracy(predict(network, images), test_labels)
                                   for pen, images in pens.items()}
                            for name, network in networks.items()})
@@ -369,7 +369,7 @@ def read_digits(model, digits, mean, std):
 #
 # Write a digit on paper with a dark pen, a few centimetres tall, and take a
 # photo of it. Put it beside the lesson (drag it into VS Code's Explorer) and
-# list it in `photos` at the top. Later, `python predict.py my_7.jpg` reads
+# list it in `photos` at the top. Later, `.venv/bin/python predict.py my_7.jpg` reads
 # photos with the saved network, without training again.
 
 # %%
@@ -400,6 +400,6 @@ run.exit_if_interrupted()  # in a terminal, the exit status says that the run wa
 #
 # - Run it with `augment = False` and compare the table of other pens.
 # - Photograph digits written by other people, with other pens, and read
-#   them all at once: `python predict.py photos/*.jpg`.
+#   them all at once: `.venv/bin/python predict.py photos/*.jpg`.
 # - `docs/beyond.md` measures how other writers' digits are read, and says
 #   where the network still fails.

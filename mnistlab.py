@@ -20,7 +20,7 @@
 # MNIST's handwritten digits, 28 × 28 grey pixels each. You watch it learn,
 # look at what its filters find, see where it goes wrong, and check yourself
 # in five exercises. Run it cell by cell in VS Code (**Run Cell**), with
-# **Run All** in `mnistlab.ipynb`, or as `python mnistlab.py` in a terminal,
+# **Run All** in `mnistlab.ipynb`, or as `.venv/bin/python mnistlab.py` in a terminal,
 # which saves the figures as files. Lesson two, `handwriting.py`, reads
 # photos of your own handwriting.
 
@@ -28,7 +28,7 @@
 # ## Parameters
 #
 # Edit a value and run this cell and the ones below again. In a terminal,
-# an option (`python mnistlab.py --epochs 3`; `--help` lists them) or a
+# an option (`.venv/bin/python mnistlab.py --epochs 3`; `--help` lists them) or a
 # variable (`MNISTLAB_EPOCHS=3`) overrides it; papermill takes `-p epochs 3`.
 
 # %% tags=["parameters"]
@@ -108,8 +108,8 @@ figures.show(examples, "sample_digits")
 # %% [markdown]
 # ## Where to train: the device
 #
-# A GPU trains much faster than a CPU, so `auto` takes the idle one with the
-# most free memory. Everything we build is moved to this `device`.
+# A GPU trains much faster than a CPU, so `auto` takes the idle GPU with the
+# most free memory that PyTorch can run. Everything we build goes to `device`.
 
 # %%
 device, why = tools.pick_device(settings.device_name, settings.threads)

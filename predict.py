@@ -1,6 +1,6 @@
 """Read photos of your own handwritten digits with the network the lesson saved, without training:
 
-    python predict.py my_7.jpg [more photos …]
+    .venv/bin/python predict.py my_7.jpg [more photos …]
 
 It reads with the best network there is for handwriting: lesson two's, outputs/handwriting_cnn.pt,
 trained with other pens, else lesson one's, outputs/mnist_cnn.pt (or the file named by
@@ -26,8 +26,8 @@ def read_options(arguments, environment):
     defaults = {setting.name: setting.default for setting in SETTINGS}
     try:
         values, origins = tools.starting_values(SETTINGS, defaults, environment)
-        parser = tools.settings_parser("python predict.py", __doc__.splitlines()[0], SETTINGS,
-                                       values)
+        parser = tools.settings_parser(f"{tools.PYTHON} predict.py", __doc__.splitlines()[0],
+                                       SETTINGS, values)
         parser.add_argument("photos", nargs="+", type=Path, metavar="PHOTO",
                             help="photos or scans of one handwritten digit each (PNG, JPEG)")
         parser.add_argument("--checkpoint", type=Path, default=None,
@@ -35,13 +35,14 @@ def read_options(arguments, environment):
                             "in the output folder, else mnist_cnn.pt)")
         return tools.parse(parser, values, origins, arguments)
     except tools.SettingsError as error:
-        tools.stop(f"{error}. Run python predict.py --help to see how to use it.")
+        tools.stop(f"{error}. Run {tools.PYTHON} predict.py --help to see how to use it.")
 
 
 # The networks predict.py looks for in the output folder, best for handwriting first, and what
 # each is.
 NETWORKS = (("handwriting", "lesson two's, trained with other pens"),
-            ("mnist", "lesson one's; python handwriting.py trains one that reads photos better"))
+            ("mnist", f"lesson one's; {tools.PYTHON} handwriting.py trains one that reads photos "
+                      "better"))
 
 
 def best_network(out_dir):
@@ -50,9 +51,9 @@ def best_network(out_dir):
         path = tools.checkpoint_path(out_dir, name)
         if path.exists():
             return path, what
-    tools.stop(f"There is no trained network in {tools.readable(out_dir)}: run python "
-               f"handwriting.py (or python mnistlab.py) to train and save one, or name one with "
-               f"--checkpoint.")
+    tools.stop(f"There is no trained network in {tools.readable(out_dir)}: run "
+               f"{tools.PYTHON} handwriting.py (or {tools.PYTHON} mnistlab.py) to train and save "
+               f"one, or name one with --checkpoint.")
 
 
 def read_photos(paths, checkpoint, device, what=""):

@@ -17,6 +17,9 @@ IN_NOTEBOOK = "ipykernel" in sys.modules
 HALF_WRITTEN = set()
 
 # What a terminal cannot print, in plain ASCII: the lesson writes →, × and ± in its messages.
+# A lesson command as the pages write it, in the environment the quick start makes (conda users
+# drop the prefix, as Readme_jupyter.md says).
+PYTHON = ".venv/bin/python"
 ASCII = {"→": "->", "×": "x", "±": "+/-", "–": "-", "…": "...", "·": ".", "²": "2"}
 
 

@@ -191,7 +191,8 @@ def why_no_download(info, raw_dir, error, mirrors):
             f"  {'  '.join(name + '.gz' for name in IDX_FILES)}\n"
             f"from {mirrors[0]} and copy them into\n"
             f"  {raw_dir.resolve()}\n"
-            f"(or name a folder that holds {info.name}/raw/ with --data-dir)")
+            f"(or name a folder that holds {info.name}/raw/ with --data-dir, or your group's "
+            f"copy with --mirror: docs/troubleshooting.md#the-mnist-download-fails)")
 
 
 def sample_instead(info, raw_dir, error, mirrors):
@@ -249,6 +250,6 @@ def get_data(info, data_dir, mirror=""):
         stop(f"could not download {info.name} into {readable(raw_dir.parent)} "
              f"({error.strerror or error}). Run --get-data where the internet answers (on a "
              f"cluster, the login node), name a --mirror, or copy the four files by hand "
-             f"(docs/troubleshooting.md)")
+             f"(docs/troubleshooting.md#the-mnist-download-fails)")
     print(f"{info.name} is whole in {readable(info.raw_folder(data_dir))}: the lesson "
           f"will read it from there.")

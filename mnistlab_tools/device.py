@@ -14,7 +14,7 @@ import torch
 
 from .builds import cannot_run, capability_text, runs_on
 from .cluster import cluster_lines, usable_cores
-from .console import stop
+from .console import PYTHON, stop
 from .doctor import driver_cuda_version, nvidia_smi, python_line, pytorch_line
 
 STARTING_THREADS = torch.get_num_threads()  # before the lesson sets any
@@ -129,7 +129,7 @@ def most_free_gpu():
         why += f", the most of the {idle} idle GPUs here" if idle else ", though all are busy"
     for gpu, capability in unusable.items():
         why += (f"; passed over cuda:{gpu}, whose compute capability {capability_text(capability)}"
-                f" this PyTorch has no kernels for (python mnistlab.py --doctor says which has)")
+                f" this PyTorch has no kernels for ({PYTHON} mnistlab.py --doctor says which has)")
     return f"cuda:{index}", why
 
 
@@ -140,7 +140,7 @@ def chosen_device(name):
         if here[0].startswith("cuda:"):
             return most_free_gpu()
         return here[0], ("the only accelerator here" if here[0] != "cpu"
-                         else "PyTorch sees no GPU here (python mnistlab.py --doctor says why)")
+                         else f"PyTorch sees no GPU here ({PYTHON} mnistlab.py --doctor says why)")
     if name not in here and f"{name}:0" in here:
         name += ":0"  # cuda means the first GPU
     if name not in here:

@@ -39,7 +39,7 @@ def python_line():
     if venv.is_dir():
         return (line + f" - not this repository's .venv: in VS Code choose {readable(venv)} with "
                 f"Select Kernel, or run {readable(venv / 'bin' / 'python')} in a terminal")
-    return line + " - no .venv in this repository: see README.md, Quick start"
+    return line + " - no .venv in this repository: see README.md#quick-start"
 
 
 def missing_requirements():
@@ -227,8 +227,8 @@ def download_line(dataset, mirror):
     except (OSError, ValueError) as error:
         reason = getattr(error, "reason", None) or error
         return (f"Download address {address}: does not answer within 3 s ({reason}); the lesson "
-                f"will use the sample: copy the files by hand or set --mirror (README.md, "
-                f"Troubleshooting)")
+                f"will use the sample: copy the files by hand or set --mirror "
+                f"(docs/troubleshooting.md#the-mnist-download-fails)")
 
 
 def doctor_report(settings):

@@ -88,7 +88,7 @@ def test_predict_reads_your_photos_with_the_saved_network(trained_out_dir, tmp_p
     assert finished.returncode == 0, finished.stderr
     assert "epoch 1" not in finished.stdout  # it reads, without training
     # It names the network it reads with, and how well that did.
-    assert f"Reading with {trained_out_dir / 'mnist_cnn.pt'} (lesson one's; python " \
+    assert f"Reading with {trained_out_dir / 'mnist_cnn.pt'} (lesson one's; .venv/bin/python " \
            f"handwriting.py trains one that reads photos better): a network that scored " \
            in finished.stdout and "on the sample's test set." in finished.stdout
     for path in paths:
@@ -146,14 +146,15 @@ def test_a_missing_photo_or_checkpoint_gets_a_plain_message(tmp_path):
         str(tmp_path / "blank.png"), cwd=tmp_path, environment=lesson_environment(tmp_path / "out")
     )
     assert finished.returncode == 2 and "There is no trained network in out" in finished.stderr
-    assert "run python handwriting.py (or python mnistlab.py)" in finished.stderr
+    assert ("run .venv/bin/python handwriting.py (or .venv/bin/python mnistlab.py)"
+            in finished.stderr)
     assert len(finished.stderr.strip().splitlines()) == 1
 
 
 def test_predict_without_photos_says_how_to_use_it(tmp_path):
     finished = run_predict(cwd=tmp_path, environment=lesson_environment(tmp_path / "out"))
     assert finished.returncode == 2 and "Traceback" not in finished.stderr
-    assert "PHOTO" in finished.stderr and "python predict.py --help" in finished.stderr
+    assert "PHOTO" in finished.stderr and ".venv/bin/python predict.py --help" in finished.stderr
 
 
 # Fashion-MNIST

@@ -149,8 +149,8 @@ def test_auto_on_a_mixed_server_picks_the_gpu_this_build_runs_on(cuda_server):
     name, why = tools.chosen_device("auto")
     assert name == "cuda:1"
     assert why == ("14.6 of 15.0 GiB free; passed over cuda:0, whose compute capability 7.0 "
-                   "this PyTorch has no kernels for (python mnistlab.py --doctor says which "
-                   "has)")
+                   "this PyTorch has no kernels for (.venv/bin/python mnistlab.py --doctor says "
+                   "which has)")
 
 
 def test_auto_with_only_gpus_this_build_cannot_run_trains_on_the_cpu(cuda_server):

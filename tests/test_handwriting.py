@@ -33,8 +33,9 @@ from helpers import (
 
 @pytest.fixture(scope="module")
 def after_lesson_one(trained_out_dir, tmp_path_factory):
-    """`python handwriting.py` in a fresh clone, offline, into an output folder where lesson one
-    saved its network (a copy of the terminal run's), as a learner runs lesson two after one."""
+    """`.venv/bin/python handwriting.py` in a fresh clone, offline, into an output folder where
+    lesson one saved its network (a copy of the terminal run's), as a learner runs lesson two
+    after one."""
     root = tmp_path_factory.mktemp("lesson two")
     fresh_clone(root)
     out_dir = root / "outputs"
@@ -86,7 +87,8 @@ def test_lesson_two_cell_by_cell_in_a_fresh_kernel(tmp_path):
             everything += outputs
     assert shown == len(HANDWRITING_FIGURES)
     # Without lesson one's network in out_dir, it says how to get one to compare with.
-    assert "run python mnistlab.py --sample first, with the same out_dir" in printed(everything)
+    assert ("run .venv/bin/python mnistlab.py --sample first, with the same out_dir"
+            in printed(everything))
     assert (tmp_path / "handwriting_cnn.pt").exists() and not (tmp_path / "mnist_cnn.pt").exists()
 
 
@@ -118,12 +120,13 @@ def test_a_bad_value_in_lesson_two_stops_in_one_line(tmp_path):
                           environment=lesson_environment(tmp_path / "out"))
     assert finished.returncode == 2 and finished.stdout == ""
     assert finished.stderr.strip().splitlines() == [
-        "mnistlab: unrecognized arguments: perhaps. Run python handwriting.py --help to see "
-        "the settings."]
+        "mnistlab: unrecognized arguments: perhaps. Run .venv/bin/python handwriting.py --help to "
+        "see the settings."]
     finished = run_lesson("--photos", str(tmp_path / "nowhere.jpg"), script=HANDWRITING,
                           cwd=tmp_path, environment=lesson_environment(tmp_path / "out"))
     assert finished.returncode == 2 and "--photos" in finished.stderr
-    assert "python handwriting.py --help" in finished.stderr and "Traceback" not in finished.stderr
+    assert ".venv/bin/python handwriting.py --help" in finished.stderr
+    assert "Traceback" not in finished.stderr
     assert not (tmp_path / "out").exists()
 
 

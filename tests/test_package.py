@@ -119,7 +119,7 @@ def test_predict_refuses_a_bad_device_from_the_environment_in_one_line(tmp_path)
                               cwd=tmp_path, capture_output=True, text=True, timeout=60,
                               env={**lesson_environment(tmp_path), "MNISTLAB_DEVICE": "gpu"})
     assert_plain_stop(finished, "environment variable MNISTLAB_DEVICE: 'gpu' is not allowed",
-                      "python predict.py --help")
+                      ".venv/bin/python predict.py --help")
 
 
 def test_predict_reads_its_options_through_the_lessons_declarations(tmp_path):

@@ -76,7 +76,7 @@ def test_auto_says_which_device_and_why(tmp_path):
     device, why = tools.pick_device("auto")
     assert str(device) == tools.devices_here()[0]
     if device.type == "cpu":
-        assert why == "PyTorch sees no GPU here (python mnistlab.py --doctor says why)"
+        assert why == "PyTorch sees no GPU here (.venv/bin/python mnistlab.py --doctor says why)"
     with pytest.raises(tools.SettingsError, match="use auto, cpu, cuda, cuda:N"):
         tools.read_settings(lesson_parameters(), ["--device", "cuda:x"], {})
 

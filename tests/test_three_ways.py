@@ -191,7 +191,7 @@ def test_help_lists_every_setting_of_the_lesson(tmp_path, lesson):
                           script=PAIRS[lesson][0])
     assert finished.returncode == 0
     text = " ".join(finished.stdout.split())  # as wide as the terminal is
-    assert text.startswith(f"usage: python {PAIRS[lesson][0].name} ")
+    assert text.startswith(f"usage: .venv/bin/python {PAIRS[lesson][0].name} ")
     for setting in mnistlab_tools.SETTINGS:
         offered = setting.name in mnistlab_tools.LESSONS[lesson].settings
         assert (setting.flag in text and setting.variable in text) == offered, setting.name
