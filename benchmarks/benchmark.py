@@ -10,7 +10,9 @@ evaluation after each epoch. The table is printed as Markdown.
 """
 
 import argparse
+import os
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -120,6 +122,8 @@ def option_parser():
                         "test accuracy within each epoch, to see what they cost")
     parser.add_argument("--whole-run", action="store_true",
                         help="also time a whole `python mnistlab.py` run")
+    parser.add_argument("--record", type=Path, metavar="FILE",
+                        help="also write the report to FILE, for the pages to quote from")
     parser.add_argument("--measure-memory", choices=["lesson", "original"], help=argparse.SUPPRESS)
     return parser
 
@@ -195,17 +199,30 @@ def main():
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu{threads}"
     print(f"{name}; torch {torch.__version__}; {where}; rows as they finish:", file=sys.stderr)
     rows, sentence = table_rows(options, data, root, device, where)
-    print(f"\nData: {name}. Device: {where}. torch {torch.__version__}.\n")
-    print(f"| recipe | device | seeds | epochs | s per epoch | s to {options.target:g} % "
-          "| test accuracy % (mean ± sd, min–max) | peak memory |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    print("\n".join(rows))
+    report = [f"Data: {name}. Device: {where}. torch {torch.__version__}.", "",
+              f"| recipe | device | seeds | epochs | s per epoch | s to {options.target:g} % "
+              "| test accuracy % (mean ± sd, min–max) | peak memory |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |", *rows]
     if sentence:
-        print(sentence)
+        report += ["", sentence.strip()]
     if options.whole_run:
         seconds, result = whole_run_seconds(options.data_dir, options.sample)
-        print(f"\nA whole `python mnistlab.py` run took {seconds:.1f} s of wall time ({result}).")
+        report += ["", f"A whole run of `mnistlab.py` took {seconds:.1f} s of wall time "
+                      f"({result})."]
+    print("\n" + "\n".join(report))
+    if options.record:
+        record(options.record, report)
 
+
+def record(path, report):
+    """The report, as a table the pages quote from: when, on what, and by which command."""
+    command = shlex.join(["benchmarks/benchmark.py", *sys.argv[1:]])
+    processor = next((line.split(":", 1)[1].strip() for line in
+                      Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), "an unknown processor")
+    header = [f"# {path.stem}", "", f"Measured on {time.strftime('%Y-%m-%d')}, on {processor} "
+              f"({os.cpu_count()} cores seen), with `.venv/bin/python {command}`:", ""]
+    Path(path).write_text("\n".join(header + report) + "\n")
 
 if __name__ == "__main__":
     main()
