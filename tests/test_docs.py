@@ -19,7 +19,7 @@ import mnistlab_tools
 from helpers import (FIGURES, HANDWRITING_FIGURES, NOTEBOOK, PAIRS, REPO, RESULT,
                      lesson_environment, lesson_parameters)
 
-PAGES = ["README.md", "Readme_jupyter.md", "CONTRIBUTING.md",
+PAGES = ["README.md", "Readme_jupyter.md", "CONTRIBUTING.md", "sample/README.md",
          *sorted(str(page.relative_to(REPO)) for page in (REPO / "docs").glob("*.md"))]
 
 
@@ -282,3 +282,109 @@ def test_the_pre_commit_hook_syncs_the_pair_from_the_staged_file():
     assert sync["entry"].split() == [".hooks/lesson-python", ".hooks/lesson_in_step.py"]
     assert re.search(sync["files"], "mnistlab.py") and re.search(sync["files"], "mnistlab.ipynb")
     assert ".pre-commit-config.yaml" in text_of("CONTRIBUTING.md")
+
+
+# The classes of statements that went stale, kept fixed.
+
+def headings_of(page):
+    return {slug(heading) for heading in re.findall(r"^#+ (.+)$", text_of(page), re.M)}
+
+
+@pytest.mark.parametrize("page", ["docs/troubleshooting.md", "docs/shared-server.md"])
+def test_every_entry_of_a_problem_page_is_a_heading_others_can_link_to(page):
+    lead_ins = re.findall(r"(?:^|\n\n)(\*\*[^*\n]+\*\*)", text_of(page))  # a paragraph's
+    assert lead_ins == [], f"{page}: make these headings: {lead_ins}"
+
+
+def pointers_in_code():
+    """Each page (with its anchor, if any) that the lesson's messages and comments point to."""
+    sources = [*(REPO / "mnistlab_tools").glob("*.py"), REPO / "mnistlab.py",
+               REPO / "handwriting.py", REPO / "predict.py", *(REPO / "slurm").glob("*.py")]
+    pages = "|".join(re.escape(page) for page in PAGES)
+    return {(source.name, found) for source in sources
+            for found in re.findall(rf"(?<![\w/])((?:{pages})(?:#[\w-]+)?)",
+                                    source.read_text())}
+
+
+def test_every_page_the_messages_point_to_has_the_heading_they_name():
+    pointers = pointers_in_code()
+    assert ("data.py", "docs/troubleshooting.md#the-mnist-download-fails") in pointers
+    for source, pointer in pointers:
+        page, _, anchor = pointer.partition("#")
+        assert not anchor or anchor in headings_of(page), f"{source} points to {pointer}"
+    for source in [*(REPO / "mnistlab_tools").glob("*.py"), REPO / "predict.py"]:
+        named = re.findall(r"(\w+\.md), ([A-Z][\w ]+)\b", source.read_text())
+        assert named == [], f"{source.name} names sections as text, not as links: {named}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_file_a_page_names_is_in_the_repository(page):
+    folders = "tests|benchmarks|slurm|figures|sample|docs|mnistlab_tools|\\.vscode|\\.hooks"
+    for path in re.findall(rf"`((?:{folders})/[\w./-]*\w)`", text_of(page)):
+        assert (REPO / path).exists(), f"{page} names {path}, which is not in the repository"
+
+
+LESSON_SCRIPTS = r"(?:mnistlab|handwriting|predict)\.py"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_lesson_command_is_written_one_way_everywhere(page):
+    """.venv/bin/python, as the quick start makes it; only the doctor, which needs nothing
+    installed, runs in the server's own python3 first."""
+    bare = [line for line in re.findall(rf"(?<![\w/.])python3? {LESSON_SCRIPTS}[^`\n]*",
+                                        text_of(page))
+            if line != "python3 mnistlab.py --doctor"]
+    assert bare == [], f"{page} writes a lesson command without .venv/bin/: {bare}"
+
+
+def test_the_messages_write_a_lesson_command_as_the_pages_do():
+    sources = [*(REPO / "mnistlab_tools").glob("*.py"), REPO / "predict.py",
+               REPO / "handwriting.py"]
+    for source in sources:
+        messages = "\n".join(re.findall(r'f?"[^"\n]*"', source.read_text()))
+        bare = re.findall(rf"(?<![\w/.{{}}])python {LESSON_SCRIPTS}", messages)
+        assert bare == [], f"{source.name} tells the learner to run {bare}"
+
+
+def test_the_readme_is_a_short_path():
+    readme = text_of("README.md")
+    assert len(readme.splitlines()) <= 300
+    quick_start = readme[readme.index("## Quick start"):readme.index("## Contents")]
+    first_command = re.findall(r"```bash\n(.*?)\n```", quick_start, re.S)[1]
+    assert first_command == "python3 mnistlab.py --doctor"
+    assert "jupytext" in quick_start
+    stored = {line for line in re.findall(r"Result: [^\"\\]+", (REPO / "mnistlab.ipynb")
+                                          .read_text()) if "{" not in line}
+    (shown,) = re.findall(r"`(Result: [^`]+)`", quick_start)
+    assert shown in stored, "the Result: line shown is the stored run's"
+
+
+@pytest.mark.parametrize("marker, home", [
+    ("pip cache purge", "docs/troubleshooting.md"),  # install sizes and where the space goes
+    ("download.pytorch.org/whl/cu", "docs/troubleshooting.md"),  # the build for the driver
+    ("compute_cap", "docs/troubleshooting.md"),  # the build for the GPU
+    ("jupyter.jupyterLaunchTimeout", "docs/cluster.md"),
+    ("python.useEnvironmentsExtension", "docs/troubleshooting.md"),
+])
+def test_each_topic_is_explained_in_one_page_and_linked_from_the_others(marker, home):
+    assert [page for page in PAGES if marker in text_of(page)] == [home]
+
+
+def stored_results():
+    """The Result: lines of the runs the notebooks hold."""
+    return {line for notebook in PAIRS.values() for line in
+            re.findall(r"Result: [^\"\\]+", notebook[1].read_text()) if "{" not in line}
+
+
+def test_the_speed_pages_numbers_are_those_a_benchmark_wrote():
+    """Every row of speed.md's table, and every measured number of speed.md and settings.md, is
+    in the table benchmarks/benchmark.py --record wrote, or in the notebooks' stored runs."""
+    record = (REPO / "benchmarks" / "results" / "cpu.md").read_text()
+    speed = text_of("docs/speed.md")
+    rows = [line for line in speed.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) >= 4 and all(row in record for row in rows)
+    sources = record + "\n".join(stored_results())
+    for page in ("docs/speed.md", "docs/settings.md", "README.md"):
+        measured = re.findall(r"\b\d+\.\d+(?= ?(?:s|%|MB)\b)", text_of(page))
+        unsourced = [number for number in measured if number not in sources]
+        assert unsourced == [], f"{page} quotes numbers no benchmark wrote: {unsourced}"

@@ -56,6 +56,9 @@ def test_requirements_and_environment_name_the_same_packages():
     } <= set(pip)
 
 
+RUN = ".venv/bin/python mnistlab.py"
+
+
 def quick_start():
     """The quick start's code blocks, a line each: the clone, the install for each kind of
     server, and the test command."""
@@ -65,8 +68,12 @@ def quick_start():
 
 
 def test_the_readme_quick_start_is_two_commands_and_ci_runs_its_test_command():
-    clone, with_gpu, cpu_only, test = quick_start()
+    clone, doctor, with_gpu, cpu_only, test = quick_start()
     assert clone.startswith("git clone ") and clone.endswith("&& cd ~/mnistlab")
+    assert doctor == "python3 mnistlab.py --doctor"  # which of the two installs, before either
+    # The two installs are the doctor's own commands for those servers, then the lesson.
+    assert with_gpu == mnistlab_tools.install_command("13.0", replacing=False) + " && " + RUN
+    assert cpu_only == mnistlab_tools.install_command(None, replacing=False) + " && " + RUN
     for install_and_run in (with_gpu, cpu_only):
         assert "\n" not in install_and_run and install_and_run.startswith("python3 -m venv .venv")
         assert "-r requirements.txt" in install_and_run
