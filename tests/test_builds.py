@@ -63,10 +63,11 @@ def test_a_v100_on_a_cuda_13_driver_is_told_to_install_the_cuda_12_build(server)
     assert len(lines) == 2
 
 
+@pytest.mark.parametrize("gpu", [GTX_1080_TI, V100])
 @pytest.mark.parametrize("cuda", ["12.4", "13.0"])
-def test_a_gtx_1080_ti_gets_the_cuda_12_build_on_either_driver(server, cuda):
-    lines = server(cuda, [GTX_1080_TI])
-    assert "compute capability 6.1" in lines[0]
+def test_a_gtx_1080_ti_or_a_v100_gets_the_cuda_12_build_on_either_driver(server, cuda, gpu):
+    lines = server(cuda, [gpu])
+    assert f"compute capability {gpu.capability}" in lines[0]
     assert len(lines) == 2 and lines[1].endswith(f"{INDEX}cu126 && .venv/bin/pip install -r "
                                                  "requirements.txt")
     if cuda == "12.4":  # the driver is too old for this build, whatever the GPU
