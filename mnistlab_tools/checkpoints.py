@@ -10,7 +10,8 @@ import torch
 
 from .console import readable
 from .files import NotARegularFile, open_regular, save_file
-from .settings import DATASET_NAMES
+from .checks import CHANNELS
+from .data import DATASET_NAMES
 
 
 class CheckpointError(Exception):
@@ -141,7 +142,8 @@ def number(value):
 # What each field of a checkpoint must be, checked before anything is built from it.
 FIELD_RULES = {
     "channels": (lambda value: isinstance(value, int) and not isinstance(value, bool)
-                 and 1 <= value <= 256, "a whole number from 1 to 256"),
+                 and CHANNELS[0] <= value <= CHANNELS[1],
+                 f"a whole number from {CHANNELS[0]} to {CHANNELS[1]}"),
     "dataset": (lambda value: value in DATASET_NAMES, f"one of {', '.join(DATASET_NAMES)}"),
     "class_names": (lambda value: isinstance(value, list) and len(value) == 10
                     and all(isinstance(name, str) for name in value), "a list of ten names"),

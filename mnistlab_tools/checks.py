@@ -10,6 +10,10 @@ from .console import printable
 from .files import what_is_at
 
 
+# How many feature maps the first convolution may have: a setting's range, and a checkpoint's.
+CHANNELS = (1, 256)
+
+
 def whole_number(minimum, maximum):
     def whole_number(value):
         text = str(value).strip()

@@ -4,9 +4,9 @@ nothing should train (docs/cluster.md). Standard library only, as the doctor is.
 
 import os
 import re
-import shutil
 import socket
-import subprocess
+
+from .console import answer_of
 
 GUIDE = "docs/cluster.md"
 SALLOC = "salloc --cpus-per-task=4 --mem=8G --time=1:00:00"  # and --gpus=1 for a GPU
@@ -42,13 +42,7 @@ def job_gpus(environment):
 
 def slurm(*command):
     """What a Slurm command prints, or None where Slurm is not here or does not answer in 5 s."""
-    if not shutil.which(command[0]):
-        return None
-    try:
-        answer = subprocess.run(command, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return answer.stdout.strip() if answer.returncode == 0 else None
+    return answer_of(command, 5)
 
 
 def job_lines(environment):

@@ -1,5 +1,6 @@
 """How the lesson talks to the learner: one plain line when it must stop, paths as typed, and,
-for a program run in a terminal, a quiet end on Ctrl-C or a closed pipe.
+for a program run in a terminal, a quiet end on Ctrl-C or a closed pipe; and what another
+program (nvidia-smi, Slurm's) answers, within a time limit.
 
 Nothing here changes the importing program until it calls set_up_terminal(): only the lesson and
 predict.py do, when run as programs. Standard library only, so that it loads at once.
@@ -8,6 +9,8 @@ predict.py do, when run as programs. Standard library only, so that it loads at 
 import codecs
 import contextlib
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +24,18 @@ HALF_WRITTEN = set()
 # drop the prefix, as Readme_jupyter.md says).
 PYTHON = ".venv/bin/python"
 ASCII = {"→": "->", "×": "x", "±": "+/-", "–": "-", "…": "...", "·": ".", "²": "2"}
+
+
+def answer_of(command, seconds):
+    """What `command` prints, or None where it is not installed, fails, or does not answer within
+    `seconds` (a hung driver, a busy Slurm controller)."""
+    if not shutil.which(command[0]):
+        return None
+    try:
+        answer = subprocess.run(command, capture_output=True, text=True, timeout=seconds)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return answer.stdout.strip() if answer.returncode == 0 else None
 
 
 def stop(message):

@@ -10,7 +10,6 @@ import importlib.util
 import os
 import re
 import shutil
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -20,7 +19,7 @@ from typing import NamedTuple
 from .builds import (CPU, build_for, capability_of, capability_text, cannot_run,
                      install_command, installed_build, major, no_build_reason)
 from .cluster import cluster_lines, usable_cores
-from .console import display, printable, readable
+from .console import answer_of, display, printable, readable
 from .data import DATASETS, IDX_FILES
 from .files import HERE, what_is_at
 
@@ -105,14 +104,7 @@ def pytorch_line(driver_gpus):
 
 def nvidia_smi(*query):
     """What nvidia-smi prints for `query`, or None where it does not answer within 10 s."""
-    if not shutil.which("nvidia-smi"):
-        return None
-    try:
-        answer = subprocess.run(["nvidia-smi", *query], capture_output=True, text=True,
-                                timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return answer.stdout.strip() if answer.returncode == 0 else None
+    return answer_of(["nvidia-smi", *query], 10)
 
 
 def driver_cuda_version():

@@ -11,16 +11,15 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .checks import (device_choice, folder, learning_rate, one_of, photo_paths, switch, text,
-                     whole_number)
+from .checks import (CHANNELS, device_choice, folder, learning_rate, one_of, photo_paths, switch,
+                     text, whole_number)
 from .console import IN_NOTEBOOK, PYTHON, display, stop
 from .options import SettingsError, parse, settings_parser
-from .data import DATASETS, get_data
+from .data import DATASET_NAMES, DATASETS, get_data
 from .doctor import doctor_report, install_advice, missing_requirements, tensorboard_importable
 from .files import HERE
 from .lessons import LESSONS
 
-DATASET_NAMES = ("mnist", "fashion")
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ SETTINGS = [
     Setting("lr", 0.02, learning_rate, "peak learning rate of the one-cycle schedule", "X"),
     Setting("seed", 0, whole_number(0, 2**63 - 1), "random seed: the same seed, the same result",
             "N"),
-    Setting("channels", 16, whole_number(1, 256), "feature maps of the first convolution", "N"),
+    Setting("channels", 16, whole_number(*CHANNELS), "feature maps of the first convolution", "N"),
     Setting("augment", True, switch, "train on half of each batch redrawn with other pens, "
             "slants, sizes, places and bends"),
     Setting("device_name", "auto", device_choice, "where to train: auto, cpu, cuda, cuda:N or "
