@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 import jupytext
+import matplotlib.colors
+import numpy
 import nbformat
 import papermill
 import pytest
@@ -256,6 +258,15 @@ def code_cells(script=SCRIPT):
 def cell_index(phrase, cells=None):
     """The position of the first code cell that holds `phrase`."""
     return next(i for i, source in enumerate(cells or code_cells()) if phrase in source)
+
+
+def colours_drawn(figure, names=("firebrick", "darkorange", "lightsteelblue")):
+    """Which of these colours the figure's pixels show, drawn as the saved PNG is."""
+    figure.canvas.draw()
+    pixels = {tuple(pixel) for pixel in
+              numpy.asarray(figure.canvas.buffer_rgba())[..., :3].reshape(-1, 3).tolist()}
+    return {name for name in names
+            if tuple(round(part * 255) for part in matplotlib.colors.to_rgb(name)) in pixels}
 
 
 def figures_drawn(source):

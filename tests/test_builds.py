@@ -11,6 +11,7 @@ import torch
 import mnistlab_tools as tools
 from helpers import fresh_clone, lesson_environment, offline
 from mnistlab_tools import device as device_module
+from mnistlab_tools import doctor
 from stand_ins import A100, GTX_1080_TI, K80, T4, V100, stand_in_nvidia_smi
 
 INDEX = "--index-url https://download.pytorch.org/whl/"
@@ -24,7 +25,7 @@ def server(tmp_path, monkeypatch):
         stand_in_nvidia_smi(tmp_path, cuda, gpus, **options)
         monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-        monkeypatch.setattr(tools.doctor, "torch_build", lambda: built)
+        monkeypatch.setattr(doctor, "torch_build", lambda: built)
         return tools.gpu_lines(tools.gpus_seen())
     return with_gpus
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import mnistlab_tools as tools
+from mnistlab_tools import doctor
 from benchmarks.photo_like import photo_of
 from helpers import (HANDWRITING_NOTEBOOK, REPO, held_out_digits, lesson_environment,
                      lesson_parameters, run_predict)
@@ -138,30 +139,32 @@ esac
 PYTORCH_INDEX = "--index-url https://download.pytorch.org/whl/"
 
 
-@pytest.mark.parametrize("header, build", [
-    ("Driver Version: 580.65.06    CUDA Version: 13.0", "install -r requirements.txt"),
-    ("Driver Version: 550.54.15    CUDA Version: 12.4", PYTORCH_INDEX + "cu126"),
-    ("Driver Version: 470.82.01    CUDA Version: 11.4", PYTORCH_INDEX + "cu118"),
-    ("CUDA Version: ERR!", PYTORCH_INDEX + "cpu"),
-    ("Driver Version: 550.54.15    CUDA Version: N/A", PYTORCH_INDEX + "cpu"),
+@pytest.mark.parametrize("header, build, driver_is_too_old", [
+    ("Driver Version: 580.65.06    CUDA Version: 13.0", "install -r requirements.txt", False),
+    ("Driver Version: 550.54.15    CUDA Version: 12.4", PYTORCH_INDEX + "cu126", True),
+    ("Driver Version: 470.82.01    CUDA Version: 11.4", PYTORCH_INDEX + "cu118", True),
+    ("CUDA Version: ERR!", PYTORCH_INDEX + "cpu", None),
+    ("Driver Version: 550.54.15    CUDA Version: N/A", PYTORCH_INDEX + "cpu", None),
 ])
 def test_the_doctor_gives_the_install_command_for_the_drivers_cuda(tmp_path, monkeypatch,
-                                                                    header, build):
+                                                                    header, build,
+                                                                    driver_is_too_old):
+    """Under pip's default PyTorch, built for CUDA 13.0; None: the driver names no CUDA."""
     stand_in_nvidia_smi(tmp_path, header)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(doctor, "torch_build", lambda: ("2.14.1+cu130", "13.0"))
     command = tools.install_command(tools.driver_cuda_version())
     assert command.startswith("rm -rf .venv && python3 -m venv .venv && .venv/bin/pip install ")
     assert build in command and command.endswith("-r requirements.txt")
     lines = tools.gpu_lines(tools.gpus_seen())
     assert lines[0].startswith("GPU 0 (nvidia-smi's numbering): NVIDIA A100-SXM4-40GB")
-    built = tools.torch_build()[1]
-    driver = tools.driver_cuda_version()
-    if built and driver and int(built.split(".")[0]) > int(driver.split(".")[0]):
-        assert lines[1].endswith(command)  # the exact command, to paste
+    assert lines[1:] == ([f"GPUs: PyTorch cannot use them: it is built for CUDA 13.0, and the "
+                          f"driver supports CUDA {header.split()[-1]} at most. Install "
+                          f"{tools.build_for(tools.driver_cuda_version()).describe()} into a "
+                          f"fresh .venv: {command}"] if driver_is_too_old else [])
     said = tools.driver_line()
     assert said.startswith("NVIDIA driver 550.54.15, ") and "None" not in said
-    if driver is None:
-        assert "which does not say which CUDA it supports" in said
+    assert ("which does not say which CUDA it supports" in said) == (driver_is_too_old is None)
 
 
 def test_without_nvidia_smi_the_doctor_offers_the_cpu_build(tmp_path, monkeypatch):

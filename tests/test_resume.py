@@ -91,7 +91,7 @@ def test_a_run_cut_in_its_first_epoch_says_resume_finds_nothing(tmp_path, capsys
     (tmp_path / "older").rename(tmp_path / "out")
     with training_run(tmp_path / "out") as run:
         assert not (tmp_path / "out" / "mnist_training.pt").exists()  # not resumed in its stead
-        run.stop_request.signal = signal.SIGINT  # as Ctrl-C sets it
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C, as the terminal sends it
         run.end_epoch(1, [2.3], 10.0)
     said = capsys.readouterr().out
     assert "--resume will find nothing to go on from, since no epoch finished" in said
@@ -102,7 +102,7 @@ def test_ctrl_c_as_an_epoch_ends_is_said_too(tmp_path, capsys):
     with training_run(tmp_path) as run:
         for epoch in run.epochs():
             run.end_epoch(epoch, [0.5], 90.0)
-            run.stop_request.signal = signal.SIGINT  # after end_epoch looked, before the next
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C after end_epoch looked, before the next
     assert "Stopped by Ctrl-C as epoch 1 of 2 ended. The network keeps what it has learned so " \
            "far; --resume goes on after the last finished epoch." in capsys.readouterr().out
 
