@@ -19,7 +19,7 @@ unset $(compgen -e | grep '^MNISTLAB_' || true)
 run=$(mktemp -d)
 trap 'rm -rf "$run"' EXIT
 cp -r mnistlab.ipynb mnistlab.py handwriting.ipynb handwriting.py mnistlab_saved.py mnistlab_tools \
-      jupytext.toml requirements.txt sample "$run"/
+      pyproject.toml requirements.txt sample "$run"/
 cp -r data "$run/data"  # a copy: a link would show its target in the outputs
 ln -s "$PWD/.venv" "$run/.venv"
 # nbclient from .venv/bin/python, not jupyter execute, whose script names the real .venv path.

@@ -139,7 +139,7 @@ def test_the_sync_commands_take_the_file_you_edited_as_the_source(tmp_path):
     to_notebook = ".venv/bin/jupytext --update --to ipynb mnistlab.py"
     to_script = ".venv/bin/jupytext --to py:percent mnistlab.ipynb"
     assert {to_notebook, to_script} <= set(commands_in("CONTRIBUTING.md"))
-    for name in ("mnistlab.py", "mnistlab.ipynb", "jupytext.toml"):
+    for name in ("mnistlab.py", "mnistlab.ipynb", "pyproject.toml"):
         shutil.copy2(REPO / name, tmp_path / name)
     script, notebook = tmp_path / "mnistlab.py", tmp_path / "mnistlab.ipynb"
     script.write_text(script.read_text().replace("# ## The network\n", "# ## The network, A\n"))
@@ -182,7 +182,7 @@ def test_one_commit_takes_an_edit_of_either_file_with_its_pair_and_the_saved_mod
     if not pre_commit:
         pytest.skip("needs pre-commit, from tests/requirements.txt")
     for name in ["mnistlab.py", "mnistlab.ipynb", "handwriting.py", "handwriting.ipynb",
-                 "jupytext.toml", "mnistlab_saved.py", ".pre-commit-config.yaml"]:
+                 "pyproject.toml", "mnistlab_saved.py", ".pre-commit-config.yaml"]:
         shutil.copy2(REPO / name, tmp_path / name)
     shutil.copytree(REPO / "mnistlab_tools", tmp_path / "mnistlab_tools",
                     ignore=shutil.ignore_patterns("__pycache__"))

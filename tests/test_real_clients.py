@@ -95,7 +95,7 @@ def test_run_all_in_jupyterlab_in_a_browser(tmp_path):
     clone = tmp_path / "clone"
     clone.mkdir()
     fresh_clone(clone)
-    (clone / "jupytext.toml").write_bytes((REPO / "jupytext.toml").read_bytes())
+    (clone / "pyproject.toml").write_bytes((REPO / "pyproject.toml").read_bytes())
     # Without the stored outputs, so that every output checked below is of this run.
     notebook = nbformat.read(REPO / "mnistlab.ipynb", as_version=4)
     for cell in notebook.cells:
