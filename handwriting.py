@@ -95,8 +95,8 @@ from PIL import ImageOps
 from torchvision.transforms.functional import pil_to_tensor
 
 from mnistlab_saved import (DigitNet, accuracy, fresh_network, one_cycle_adam,
-                            pixel_mean_and_std, predict, shuffled_batches, to_tensors,
-                            train_one_epoch)
+                            pixel_mean_and_std, predict, shuffled_batches, steps_in_an_epoch,
+                            to_tensors, train_one_epoch)
 
 # %% [markdown]
 # The digits as tensors on the device, scaled as in lesson one.
@@ -210,18 +210,17 @@ figures.show(pens_shown, "a_batch_with_other_pens")
 
 # %%
 model = fresh_network(settings.channels, settings.seed, device)
-steps_per_epoch = -(-len(train_images) // settings.batch_size)
+steps_per_epoch = steps_in_an_epoch(train_images, settings.batch_size)
 optimizer, scheduler = one_cycle_adam(model, settings.lr, settings.epochs * steps_per_epoch)
-with tools.TrainingRun(settings, model, optimizer, scheduler, train_images) as run:
+tools.note_unread_edits(settings, globals())  # a parameters cell run again, but not read yet
+with tools.TrainingRun(settings, model, optimizer, scheduler, train_images, steps_per_epoch) as run:
     for epoch in run.epochs():
         batches = shuffled_batches(train_images, train_labels, settings.batch_size)
         if settings.augment:
             batches = with_other_pens(batches)
         losses = train_one_epoch(model, optimizer, scheduler, run.watched(batches, epoch))
         test_accuracy = accuracy(predict(model, test_images), test_labels)
-        print(f"epoch {epoch}: training loss {sum(losses) / max(len(losses), 1):.4f}, "
-              f"test accuracy {test_accuracy:.2f} %")
-        run.end_epoch(epoch, losses, test_accuracy)
+        run.end_epoch(epoch, losses, test_accuracy)  # says the epoch's loss and accuracy
 
 # %% [markdown]
 # ## Before and after
@@ -286,7 +285,7 @@ elif figures.can_save:
 #
 # 1. **Greyscale**, from 0 (black) to 1 (white), and turned upright if the
 #    phone stored it on its side. (`tools.prepare_photos`, which opens it,
-#    has shrunk it to at most a million pixels.)
+#    has shrunk it to at most `tools.MOST_PIXELS` pixels.)
 # 2. **Inverted** when the ink is darker than the paper: MNIST's digits are
 #    light strokes on black.
 # 3. **Paper removed**: the typical grey of the image (its median) becomes

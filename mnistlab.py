@@ -206,6 +206,11 @@ def shuffled_batches(images, labels, batch_size):
     return ((images[batch], labels[batch]) for batch in order.split(batch_size))
 
 
+def steps_in_an_epoch(images, batch_size):
+    """How many batches shuffled_batches makes of the images: the last one may be smaller."""
+    return -(-len(images) // batch_size)
+
+
 def train_one_epoch(model, optimizer, scheduler, batches):
     """Train on each batch of (images, labels) once; the loss of each batch."""
     model.train()
@@ -248,15 +253,16 @@ def one_cycle_adam(model, lr, total_steps):
 # test digits ten times an epoch, for the learning curve.
 #
 # `tools.TrainingRun` does what a run on a real machine needs, none of it
-# machine learning: a progress bar; Ctrl-C (or the notebook's Interrupt)
-# ends training after the current batch and keeps the network; a network
-# that is not learning stops with an explanation; after every epoch it saves
-# the training's whole state in `out_dir`, from which `resume = True` goes
-# on after a run cut short. `docs/settings.md` says more.
+# machine learning: a progress bar, and a line for each epoch's loss and
+# accuracy; Ctrl-C (or the notebook's Interrupt) ends training after the
+# current batch and keeps the network; a network that is not learning
+# stops with an explanation; after every epoch it saves the training's
+# whole state in `out_dir`, from which `resume = True` goes on after a run
+# cut short. `docs/settings.md` says more.
 
 # %%
 model = fresh_network(settings.channels, settings.seed, device)
-steps_per_epoch = -(-len(train_images) // settings.batch_size)
+steps_per_epoch = steps_in_an_epoch(train_images, settings.batch_size)
 optimizer, scheduler = one_cycle_adam(model, settings.lr, settings.epochs * steps_per_epoch)
 
 
@@ -264,14 +270,13 @@ def probe():  # the accuracy on a fixed 400 of the test digits
     return accuracy(predict(model, test_images[:400]), test_labels[:400])
 
 
-with tools.TrainingRun(settings, model, optimizer, scheduler, train_images, probe) as run:
+tools.note_unread_edits(settings, globals())  # a parameters cell run again, but not read yet
+with tools.TrainingRun(settings, model, optimizer, scheduler, train_images, steps_per_epoch) as run:
     for epoch in run.epochs():
         batches = shuffled_batches(train_images, train_labels, settings.batch_size)
-        losses = train_one_epoch(model, optimizer, scheduler, run.watched(batches, epoch))
+        losses = train_one_epoch(model, optimizer, scheduler, run.watched(batches, epoch, probe))
         test_accuracy = accuracy(predict(model, test_images), test_labels)
-        print(f"epoch {epoch}: training loss {sum(losses) / max(len(losses), 1):.4f}, "
-              f"test accuracy {test_accuracy:.2f} %")
-        run.end_epoch(epoch, losses, test_accuracy)
+        run.end_epoch(epoch, losses, test_accuracy)  # says the epoch's loss and accuracy
 
 # %% [markdown]
 # ## The learning curve

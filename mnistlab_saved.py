@@ -52,6 +52,11 @@ def shuffled_batches(images, labels, batch_size):
     return ((images[batch], labels[batch]) for batch in order.split(batch_size))
 
 
+def steps_in_an_epoch(images, batch_size):
+    """How many batches shuffled_batches makes of the images: the last one may be smaller."""
+    return -(-len(images) // batch_size)
+
+
 def train_one_epoch(model, optimizer, scheduler, batches):
     """Train on each batch of (images, labels) once; the loss of each batch."""
     model.train()

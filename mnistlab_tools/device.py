@@ -1,21 +1,17 @@
-"""Where to train: the device PyTorch can use, set up so that a seed repeats; whether the
-network and its batches fit in its free memory, and one line when the device runs out of it."""
+"""Where to train: the device PyTorch can use, of several GPUs the idle one with the most free
+memory that this PyTorch can run, set up so that the same seed gives the same result."""
 
-import contextlib
-import copy
-import gc
 import os
 import re
 import subprocess
 import sys
-import traceback
 
 import torch
 
 from .builds import cannot_run, capability_text, runs_on
-from .cluster import cluster_lines, usable_cores
+from .cluster import usable_cores
 from .console import PYTHON, stop
-from .doctor import driver_cuda_version, nvidia_smi, python_line, pytorch_line
+from .doctor import driver_cuda_version, nvidia_smi
 
 STARTING_THREADS = torch.get_num_threads()  # before the lesson sets any
 
@@ -42,18 +38,13 @@ def devices_here():
     return names + ["cpu"]
 
 
-def gpu_memory(index):
-    """(free, total) bytes of CUDA GPU `index`."""
-    return torch.cuda.mem_get_info(index)
-
-
 def every_gpu_memory():
     """[(free, total) bytes] of each CUDA GPU. Asking a GPU starts a CUDA context on it, which
     holds some of its memory while the process lives: with several GPUs, a short process of its
     own asks them, so that the lesson holds memory only on the GPU it trains on."""
     count = torch.cuda.device_count()
     if count <= 1:
-        return [gpu_memory(index) for index in range(count)]
+        return [torch.cuda.mem_get_info(index) for index in range(count)]
     asked = subprocess.run(
         [sys.executable, "-c", "import torch\nfor index in range(torch.cuda.device_count()):\n"
          "    print(*torch.cuda.mem_get_info(index))"],
@@ -109,11 +100,10 @@ def least_busy_gpu(memory, busy, unusable=()):
     return max(idle or usable, key=lambda gpu: memory[gpu][0], default=None)
 
 
-def most_free_gpu():
-    """(name, why) of the idle CUDA GPU with the most free memory that this PyTorch can run on;
-    the CPU where it can run on none."""
+def most_free_gpu(unusable):
+    """(name, why) of the idle CUDA GPU with the most free memory of those this PyTorch can run
+    on, all but `unusable` ({index: capability}); the CPU where it can run on none."""
     memory = every_gpu_memory()
-    unusable = gpus_pytorch_cannot_run()
     busy = busy_gpus() & set(range(len(memory)))
     index = least_busy_gpu(memory, busy, unusable)
     if index is None:
@@ -136,9 +126,10 @@ def most_free_gpu():
 def chosen_device(name):
     """(name, why): the device `name` stands for here, or a stop that names those there are."""
     here = devices_here()
+    unusable = gpus_pytorch_cannot_run() if here[0].startswith("cuda:") else {}
     if name == "auto":
         if here[0].startswith("cuda:"):
-            return most_free_gpu()
+            return most_free_gpu(unusable)
         return here[0], ("the only accelerator here" if here[0] != "cpu"
                          else f"PyTorch sees no GPU here ({PYTHON} mnistlab.py --doctor says why)")
     if name not in here and f"{name}:0" in here:
@@ -147,7 +138,6 @@ def chosen_device(name):
         stop(f"--device {name} was asked for, but there is no such device here; there is "
              f"{', '.join(here)}. Use one of those, or --device auto.")
     gpu = int(name.partition(":")[2]) if name.startswith("cuda:") else None
-    unusable = gpus_pytorch_cannot_run() if gpu is not None else {}
     if gpu in unusable:
         stop(f"--device {name} is a {torch.cuda.get_device_name(gpu)}, and "
              f"{why_it_cannot_run(unusable[gpu])}")
@@ -175,12 +165,17 @@ def pick_device(name, threads=0):
         torch.set_num_threads(threads or min(STARTING_THREADS, cores))
     if device.type == "cuda":
         torch.cuda.set_device(device)
-        # cuDNN would otherwise time several algorithms and keep the fastest, which varies by run.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        repeatable_on_cuda()
     return device, why
+
+
+def repeatable_on_cuda():
+    """CUDA set up so that the same seed gives the same result: cuDNN would otherwise time several
+    algorithms and keep the fastest, which varies by run, and some kernels add in any order."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def describe_device(device, why):
@@ -189,92 +184,3 @@ def describe_device(device, why):
     if device.type == "cpu":
         return f"Training on cpu with {torch.get_num_threads()} threads: {why}"
     return f"Training on {device}: {why}"
-
-
-def short_report():
-    """Three lines for the lesson's device cell: the Python, the PyTorch, and the GPUs it sees
-    (without asking each for its memory); on a Slurm cluster outside a job, a fourth that says
-    this is a login node, or a node beside your job. The doctor says more."""
-    if accelerator_type() == "cuda":
-        names = [torch.cuda.get_device_name(index) for index in range(torch.cuda.device_count())]
-        gpus = f"GPUs visible to PyTorch: {len(names)} ({', '.join(sorted(set(names)))})"
-        if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
-            gpus += f", as CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r} allows"
-    elif accelerator_type() is not None:
-        gpus = f"GPU: {accelerator_type()}, through PyTorch's {accelerator_type()} backend"
-    else:
-        gpus = "GPUs: none that PyTorch can use; the lesson trains on the CPU"
-    outside_a_job = [] if os.environ.get("SLURM_JOB_ID") else cluster_lines()
-    return [python_line(), pytorch_line(""), gpus, *outside_a_job]
-
-
-def training_bytes(model, images, batch_size):
-    """About how many bytes training `model` on batches of batch_size takes: its weights four
-    times (weights, gradients, Adam's two moments), and what a forward pass keeps for the
-    backward pass, twice (the maps, then their gradients), measured on a copy of the model with
-    these few images, on the CPU, and scaled to the batch."""
-    probe = copy.deepcopy(model).cpu().train()
-    weights = {parameter.data_ptr() for parameter in probe.parameters()}
-    kept = {}
-
-    def keep(tensor):
-        if tensor.data_ptr() not in weights:
-            kept[tensor.data_ptr(), tuple(tensor.shape)] = tensor.numel() * tensor.element_size()
-        return tensor
-
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
-        probe(images.cpu().float()).sum().backward()
-    weight_bytes = sum(p.numel() * p.element_size() for p in probe.parameters())
-    return 4 * weight_bytes + 2 * sum(kept.values()) * batch_size // len(images)
-
-
-def available_memory():
-    """Bytes of memory that a new allocation may take on this machine, or None where unknown."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            fields = dict(line.split(":", 1) for line in meminfo)
-        return int(fields["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        return None
-
-
-def check_memory(model, images, batch_size):
-    """Stop with one line if training `model` on batches of batch_size of images like these would
-    need more memory than their device has free: better now than an allocator's error halfway
-    through."""
-    device = images.device
-    needed = training_bytes(model, images, batch_size)
-    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else available_memory()
-    if free is not None and needed > free:
-        stop(f"this network trained on batches of {batch_size:,} needs about "
-             f"{needed / 2**30:.1f} GiB, and {device} has {free / 2**30:.1f} GiB free: use a "
-             f"smaller --channels or --batch-size")
-
-
-@contextlib.contextmanager
-def out_of_memory_stops(device, batch_size):
-    """Training and testing inside this end, if the device runs out of memory, with one line
-    that says how much was free and what to try; the memory the failed step held is given back,
-    so that in a kernel the next run goes on without a restart."""
-    message = None
-    try:
-        yield
-    except RuntimeError as error:  # torch.OutOfMemoryError is one, and MPS's error too
-        if "out of memory" not in str(error).lower():
-            raise
-        traceback.clear_frames(error.__traceback__)  # their tensors go with them
-        message = f"{device} ran out of memory with batches of {batch_size:,}"
-        if device.type == "cuda":
-            free, total = gpu_memory(device.index or 0)
-            message += (f" ({free / 2**30:.1f} of {total / 2**30:.1f} GiB free now). Try a "
-                        f"smaller --batch-size, another GPU (--device cuda:N), or nvidia-smi to "
-                        f"see who holds its memory.")
-        else:
-            message += ". Try a smaller --batch-size or --channels."
-    if message:  # outside the except block, so that no traceback keeps the tensors alive
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        elif device.type == "mps":
-            torch.mps.empty_cache()
-        stop(message)

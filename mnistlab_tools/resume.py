@@ -2,10 +2,13 @@
 from it only after checking everything that decides the result: the settings, the training data
 actually used, the network's layers, and each field it loads."""
 
+import contextlib
+from pathlib import Path
+
 import torch
 
 from .console import display, readable, stop
-from .files import NotARegularFile, open_regular, save_file, what_is_at
+from .files import NotARegularFile, open_regular, save_file, what_is_at, why_not_writable
 
 # The settings a run's result depends on: a cut run resumes only with the same ones.
 RUN_SETTINGS = ("epochs", "batch_size", "lr", "seed", "channels", "augment", "dataset", "sample")
@@ -17,7 +20,7 @@ FIELDS = {"epoch": int, "settings": dict, "images": int, "history": dict, "model
 def save_training_state(path, epoch, settings, images, history, model, optimizer, scheduler,
                         machine):
     """Everything a resumed run needs to end as if it had never been cut; False when it cannot be
-    written (and has said so). machine: see TrainingRun.machine."""
+    written (and has said so). machine: see machine_of."""
     state = {
         "epoch": epoch, "settings": settings, "images": images, "history": history,
         "machine": machine,
@@ -106,7 +109,7 @@ def described(key, value):
 def resume_from(path, settings, images, model, optimizer, scheduler, history, machine):
     """Load the cut run saved at `path` into the model, optimiser, scheduler, random generators
     and history; the first epoch still to train. Where there is none, 1, with a note. machine:
-    see TrainingRun.machine."""
+    see machine_of."""
     if what_is_at(path) == "nothing":
         print(f"Nothing to resume: there is no cut run in {readable(path)}. Training starts "
               f"afresh.")
@@ -130,3 +133,55 @@ def resume_from(path, settings, images, model, optimizer, scheduler, history, ma
         if note:
             print(note)
     return state["epoch"] + 1
+
+
+def machine_of(device):
+    """What besides the settings decides the result: the kind of device, on the CPU the number
+    of threads, and the PyTorch (machine_note)."""
+    return {"device": device.type,
+            "threads": torch.get_num_threads() if device.type == "cpu" else 0,
+            "pytorch": str(torch.__version__)}
+
+
+class EpochCheckpointer:
+    """The training state of a run, saved in the output folder after each finished epoch, and the
+    start of a run: afresh, or with --resume from the state a cut run saved. Of the settings it
+    keeps RUN_SETTINGS; of the training images, their number and their device."""
+
+    def __init__(self, settings, images, model, optimizer, scheduler):
+        self.path = Path(settings.out_dir) / f"{settings.network_name}_training.pt"
+        self.settings = {name: getattr(settings, name) for name in RUN_SETTINGS}
+        self.images = len(images)
+        self.device, self.model = images.device, model
+        self.optimizer, self.scheduler = optimizer, scheduler
+        # Where nothing can be written, the lesson has said so already; say nothing each epoch.
+        self.can_save = why_not_writable(self.path.parent) is None
+        self.saved_epoch = None  # the last epoch saved by this run
+
+    def first_epoch(self, resume, history):
+        """The first epoch to train: with resume, after the cut run's last (its history loaded
+        into `history`); else 1, and the state of an older run removed, never to be resumed."""
+        if not resume:
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
+            return 1
+        if not self.can_save:
+            stop(f"--resume: nothing can be saved in {readable(self.path.parent)} "
+                 f"({why_not_writable(self.path.parent)}), so an epoch trained now could never "
+                 f"be resumed, and the network would be lost. Choose a folder you can write with "
+                 f"--out-dir or MNISTLAB_OUT_DIR.")
+        return resume_from(self.path, self.settings, self.images, self.model, self.optimizer,
+                           self.scheduler, history, machine_of(self.device))
+
+    def save(self, epoch, history):
+        if self.can_save:
+            self.can_save = save_training_state(
+                self.path, epoch, self.settings, self.images, history, self.model,
+                self.optimizer, self.scheduler, machine_of(self.device))
+            if self.can_save:
+                self.saved_epoch = epoch
+
+    @property
+    def saved(self):
+        """Whether a state stands in `path` to resume from."""
+        return what_is_at(self.path) == "file"

@@ -13,13 +13,11 @@ from pathlib import Path
 
 from .checks import (CHANNELS, device_choice, folder, learning_rate, one_of, photo_paths, switch,
                      text, whole_number)
-from .console import IN_NOTEBOOK, PYTHON, display, stop
-from .options import SettingsError, parse, settings_parser
-from .data import DATASET_NAMES, DATASETS, get_data
-from .doctor import doctor_report, install_advice, missing_requirements, tensorboard_importable
+from .console import IN_NOTEBOOK, PYTHON, display
+from .data import DATASET_NAMES
 from .files import HERE
 from .lessons import LESSONS
-
+from .options import SettingsError, parse, settings_parser
 
 
 @dataclass(frozen=True)
@@ -151,10 +149,7 @@ def read_settings(cell, arguments=None, environment=None, lesson="mnistlab"):
                         "cluster, on the login node: compute nodes may have no internet)")
     settings = parse(parser, {**lesson.fixed, **values}, origins, arguments)
     settings.lesson, settings.network_name = lesson, lesson.network or settings.dataset
-    if settings.tensorboard and not settings.doctor and not tensorboard_importable():
-        raise SettingsError(
-            "--tensorboard: TensorBoard is not installed. Install it with "
-            "'.venv/bin/pip install tensorboard' (or 'pip install tensorboard'), then run again")
+    settings.cell_values = {name: cell[name] for name in values if name in cell}
     return settings
 
 
@@ -172,7 +167,7 @@ def describe(settings):
 def overridden_edits(settings):
     """A line for each value edited in the parameters cell that a variable overrides unseen: a
     .env file that VS Code read when the kernel started wins over every later edit."""
-    cell = getattr(settings, "cell_values", {})
+    cell = settings.cell_values
     defaults = {setting.name: setting.default for setting in settings_of(settings.lesson)}
     return [f"Note: {name} = {display(cell[name])} in the parameters cell is not used: "
             f"{origin} wins over it (from the environment, or a .env file in VS Code). Remove "
@@ -182,49 +177,13 @@ def overridden_edits(settings):
             and cell[name] != defaults[name]]
 
 
-def settings_or_stop(cell, lesson="mnistlab"):
-    """read_settings of the lesson (a key of LESSONS), ending in one plain line, exit status 2,
-    when a value is wrong; with --doctor, the doctor's report, then the end. In a kernel a wrong
-    value stops the cell, and every later cell that uses the settings, rather than run on with
-    the values from before.
-
-    `cell` may be the lesson's globals(): only the settings' names are read from it."""
-    values = {s.name: cell[s.name] for s in settings_of(LESSONS[lesson]) if s.name in cell}
-    try:
-        settings = read_settings(values, lesson=lesson)
-    except SettingsError as error:
-        message = f"{error}. Run {PYTHON} {LESSONS[lesson].script} --help to see the settings."
-        if not IN_NOTEBOOK:
-            stop(message)
-        return BrokenSettings(f"{message} Fix it, then run the parameters cell and the cells "
-                              f"below it again.")
-    if settings.doctor:
-        print(*doctor_report(settings), sep="\n")
-        sys.exit(0)
-    if settings.get_data:
-        get_data(DATASETS[settings.dataset], settings.data_dir, settings.mirror)
-        sys.exit(0)
-    missing = missing_requirements()
-    if missing:  # better said now than as an ImportError in the next cell
-        stop(install_advice(missing))
-    settings.cell, settings.cell_values = cell, values  # to notice a later edit of the cell
-    return settings
-
-
-def edited_since(settings):
-    """The parameters whose value in the cell has changed since the settings were read from it:
-    in a kernel, the parameters cell edited and run again, without the cells below it."""
-    cell, then = getattr(settings, "cell", {}), getattr(settings, "cell_values", {})
-    return [name for name, value in then.items() if cell.get(name, value) != value]
-
-
-class BrokenSettings:
-    """Settings that failed their check: reading any of them stops with the reason."""
-
-    def __init__(self, message):
-        self.message = message
-
-    def __getattr__(self, name):
-        if name in ("origins", "lesson", "network_name") or name in SETTING:
-            stop(self.message)
-        raise AttributeError(name)  # what other tools look for, such as a variable viewer
+def note_unread_edits(settings, cell):
+    """Print a note naming the parameters whose value in `cell` (the lesson's globals()) has
+    changed since the settings were read from it: in a kernel, the parameters cell edited and run
+    again, without the cell that reads it."""
+    edited = [name for name, value in settings.cell_values.items()
+              if cell.get(name, value) != value]
+    if edited:
+        print(f"Note: the parameters cell was changed after the settings were read "
+              f"({', '.join(edited)}), so this run uses the old values. To use the new ones, "
+              f"run the cell after the parameters cell, then the ones below it, again.")

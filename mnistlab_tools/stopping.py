@@ -1,9 +1,13 @@
 """What asks a training run to stop after its current batch: Ctrl-C, and in a terminal a batch
-system's SIGTERM and SIGUSR1, with the words the run says them in. Standard library only."""
+system's SIGTERM and SIGUSR1; what the run says then, and how it ends for the batch system.
+Standard library only."""
 
+import os
+import shlex
 import signal
+import sys
 
-from .console import IN_NOTEBOOK, end_at_once
+from .console import IN_NOTEBOOK, end_at_once, readable, stop
 
 # What asks a run in a terminal to stop after its current batch, in words. A batch system sends
 # SIGTERM before it preempts, requeues or cancels a job, and slurm/train.sbatch asks Slurm for
@@ -43,3 +47,32 @@ class StopRequest:
     def __exit__(self, *_):
         for number, previous in self.previous.items():
             signal.signal(number, previous)
+
+
+def stopped_line(number, when, saved, folder):
+    """What a run stopped by signal `number` says: when, whether the network keeps what it has
+    learned, and how --resume goes on, where a training state was `saved` in `folder`."""
+    after = ("--resume goes on after the last finished epoch" if saved else
+             "--resume will find nothing to go on from, since no epoch finished")
+    if os.environ.get("SLURM_JOB_ID") and saved:
+        # A new job has a folder of its own (slurm/train.sbatch): name this one to it.
+        after += (f": a requeued job does so by itself, and a new one when given this folder, "
+                  f"sbatch --export=ALL,MNISTLAB_OUT_DIR={shlex.quote(readable(folder))} "
+                  f"slurm/train.sbatch")
+    # After Ctrl-C the lesson goes on with the network; after a batch system's signal it ends.
+    keeps = " The network keeps what it has learned so far;" if number == signal.SIGINT else ""
+    return f"Stopped by {STOP_SIGNALS[number]} {when}.{keeps} {after}."
+
+
+def end_for_the_batch_system(number, saved_epoch, first_epoch):
+    """After SIGTERM or SIGUSR1 the program ends here, without the figures: the job's time is
+    up, and a requeued job resumes from the epoch saved last. After the time-limit warning,
+    the exit status asks the batch script to requeue the job, unless this job finished no
+    epoch (saved_epoch None): then the next would only start the same one again."""
+    if number == signal.SIGTERM:
+        sys.exit(128 + signal.SIGTERM)  # as a shell reports a program ended by SIGTERM
+    if saved_epoch is None:
+        stop(f"the job's time ran out before epoch {first_epoch} finished, so a requeued job "
+             f"would only start it again. Ask for more time (sbatch --time), or for a shorter "
+             f"epoch (a GPU, or more CPUs: --cpus-per-task).")
+    sys.exit(GO_ON_LATER)

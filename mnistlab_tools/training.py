@@ -1,28 +1,26 @@
-"""Everything around the training loop that is not machine learning, in one object, TrainingRun:
-a progress bar, Ctrl-C and a batch system's signals (stopping.py), out of memory (device.py),
-the test accuracy read within each epoch, a network that does not learn, TensorBoard, one run
-in a folder at a time, and the training checkpoint saved after each epoch, from which --resume
-goes on."""
+"""Everything around the training loop that is not machine learning, put together in one object,
+TrainingRun, from parts that each do one job: a progress bar with the probe's readings within
+each epoch, a check that the network learns, and, from their own modules, Ctrl-C and a batch
+system's signals (stopping), out of memory (memory), TensorBoard (tensorboard_log), one run in a
+folder at a time (files), and the training state saved after each epoch, from which --resume goes
+on (resume)."""
 
 import contextlib
 import math
-import os
-import shlex
 import signal
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from .console import IN_NOTEBOOK, readable, stop
-from .device import out_of_memory_stops
-from .files import new_folder, training_alone, what_is_at, why_not_writable
-from .resume import RUN_SETTINGS, resume_from, save_training_state
-from .settings import edited_since
-from .stopping import GO_ON_LATER, STOP_SIGNALS, StopRequest
+from .console import IN_NOTEBOOK
+from .files import training_alone
+from .memory import out_of_memory_stops
+from .resume import EpochCheckpointer
+from .stopping import StopRequest, end_for_the_batch_system, stopped_line
+from .tensorboard_log import TensorBoardLog
 
 
 def progress(batches, description, total=None):
@@ -32,18 +30,9 @@ def progress(batches, description, total=None):
                 disable=not description, file=sys.stdout if IN_NOTEBOOK else sys.stderr)
 
 
-def tensorboard_writer(log_dir, model, images):
-    """A TensorBoard SummaryWriter in log_dir, with some training images and the network's graph."""
-    from torch.utils.tensorboard import SummaryWriter  # only here: it needs the tensorboard package
-
-    writer = SummaryWriter(log_dir)
-    pictures = images[:32]
-    writer.add_images("training images",
-                      (pictures - pictures.min()) / (pictures.max() - pictures.min()))
-    with warnings.catch_warnings():  # add_graph traces with torch.jit, which warns it is deprecated
-        warnings.simplefilter("ignore", FutureWarning)
-        writer.add_graph(model.eval(), images[:8])
-    return writer
+def mean_loss(losses):
+    """An epoch's training loss: the mean of its batches' (0 for an epoch cut before any)."""
+    return sum(losses) / max(len(losses), 1)
 
 
 def training_trouble(epoch, loss, accuracy, classes, lr, steps_per_epoch):
@@ -79,174 +68,116 @@ def probe_batches(steps_per_epoch):
     return {int(share * steps_per_epoch) for share in PROBES}
 
 
-class TrainingRun:
-    """A training run, used as `with TrainingRun(…) as run:` around the loop over run.epochs().
-    It shows a progress bar, ends an epoch after the current batch on Ctrl-C (or, in a terminal, a
-    batch system's SIGTERM or SIGUSR1, which then end the program), turns out of memory
-    into one line, stops a network that does not learn with an explanation, logs to TensorBoard,
-    and saves the whole training state after every epoch, so that --resume goes on exactly where
-    a cut run stopped. `history` holds each batch's loss, each epoch's test accuracy, and the
-    probe's readings within the epochs, as [batches trained, accuracy]."""
+class ProbeReadings:
+    """probe(), the test accuracy on a fixed slice of the test set, read before some batches of
+    each epoch (probe_batches) into `readings`, as [batches trained, accuracy], and the log, so
+    that the learning curve shows learning within an epoch too. With no probe, nothing."""
 
-    def __init__(self, settings, model, optimizer, scheduler, images, probe=None, classes=10):
-        self.path = Path(settings.out_dir) / f"{settings.network_name}_training.pt"
-        self.settings = {name: getattr(settings, name) for name in RUN_SETTINGS}
-        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
-        self.images, self.classes = images, classes
-        self.steps_per_epoch = -(-len(images) // settings.batch_size)
-        # probe(): the test accuracy on a fixed slice of the test set, read ten times an epoch
-        # (PROBES), so that the learning curve shows learning within an epoch too.
-        self.probe, self.probe_before = probe, probe_batches(self.steps_per_epoch)
+    def __init__(self, probe, model, steps_per_epoch, readings, log=None):
+        self.probe, self.model, self.readings, self.log = probe, model, readings, log
+        self.steps_per_epoch = steps_per_epoch
+        self.batches = probe_batches(steps_per_epoch) if probe else set()
+
+    def before(self, epoch, number):
+        """Read the probe if it is due before batch `number` of this epoch."""
+        if number in self.batches:
+            step = (epoch - 1) * self.steps_per_epoch + number
+            self.readings.append([step, self.probe()])
+            self.model.train()  # the probe's prediction left evaluation mode on
+            if self.log:
+                self.log.probe(step, self.readings[-1][1])
+
+
+class TrainingRun:
+    """A training run, used as `with TrainingRun(…) as run:` around the loop over run.epochs(),
+    made of the parts in this module's docstring. `history` holds each batch's loss, each epoch's
+    test accuracy, and the probe's readings within the epochs, as [batches trained, accuracy]."""
+
+    def __init__(self, settings, model, optimizer, scheduler, images, steps_per_epoch, classes=10):
+        self.epochs_asked, self.lr, self.classes = settings.epochs, settings.lr, classes
+        self.model, self.images, self.steps_per_epoch = model, images, steps_per_epoch
+        self.folder, self.resume_asked = Path(settings.out_dir), settings.resume
+        self.checkpoint = EpochCheckpointer(settings, images, model, optimizer, scheduler)
+        self.tensorboard = settings.tensorboard and self.checkpoint.can_save
+        self.network_name = settings.network_name
         self.history = {"loss": [], "accuracy": [], "probes": []}
-        self.resume_asked, self.trouble, self.seconds = settings.resume, None, 0.0
-        self.said_stopped, self.saved_epoch, self.cut_short = False, None, False
-        # Where nothing can be written, the lesson has said so already; say nothing each epoch.
-        self.can_save = why_not_writable(settings.out_dir) is None
-        self.log_dir = None  # made when training starts (new_folder)
-        self.log_name = f"{settings.network_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        self.writer = None
-        self.tensorboard = settings.tensorboard and self.can_save
-        edited = edited_since(settings)
-        if edited:
-            print(f"Note: the parameters cell was changed after the settings were read "
-                  f"({', '.join(edited)}), so this run uses the old values. To use the new ones, "
-                  f"run the cell after the parameters cell, then the ones below it, again.")
+        self.learned, self.log, self.seconds, self.cut_short = True, None, 0.0, False
 
     def __enter__(self):
         self.guards = contextlib.ExitStack()
         try:
             # First: another run training in this folder keeps its state, and this one stops.
-            self.guards.enter_context(training_alone(self.path.parent))
-            self.first_epoch = self.start()
+            self.guards.enter_context(training_alone(self.folder))
+            self.first_epoch = self.checkpoint.first_epoch(self.resume_asked, self.history)
             if self.tensorboard:
-                self.log_dir = new_folder(self.path.parent / "runs", self.log_name)
-                self.writer = tensorboard_writer(self.log_dir, self.model, self.images)
+                self.log = self.guards.enter_context(TensorBoardLog(
+                    self.folder / "runs", self.network_name, self.model, self.images))
             self.stop_request = self.guards.enter_context(StopRequest())
             self.guards.enter_context(out_of_memory_stops(self.images.device,
-                                                          self.settings["batch_size"]))
+                                                          self.checkpoint.settings["batch_size"]))
         except BaseException:  # a stop, in a kernel, must not keep the folder locked
             self.guards.close()
             raise
         self.started = time.perf_counter()
         return self
 
-    def start(self):
-        """The first epoch to train: after the cut run's last with --resume, else 1."""
-        if not self.resume_asked:  # a fresh run: the state of an older one must not be resumed
-            with contextlib.suppress(OSError):
-                self.path.unlink(missing_ok=True)
-            return 1
-        if not self.can_save:
-            stop(f"--resume: nothing can be saved in {readable(self.path.parent)} "
-                 f"({why_not_writable(self.path.parent)}), so an epoch trained now could never "
-                 f"be resumed, and the network would be lost. Choose a folder you can write with "
-                 f"--out-dir or MNISTLAB_OUT_DIR.")
-        return self.resume()
-
     def __exit__(self, *error):
         self.seconds = time.perf_counter() - self.started
-        if self.writer:
-            self.writer.close()
-            print(f"TensorBoard log: {readable(self.log_dir)}")
         handled = self.guards.__exit__(*error)
-        if error[0] is None and self.stop_signal not in (None, signal.SIGINT):
-            self.end_for_the_batch_system()
+        if error[0] is None and self.stop_request.signal not in (None, signal.SIGINT):
+            end_for_the_batch_system(self.stop_request.signal, self.checkpoint.saved_epoch,
+                                     self.first_epoch)
         return handled
-
-    def end_for_the_batch_system(self):
-        """After SIGTERM or SIGUSR1 the program ends here, without the figures: the job's time is
-        up, and a requeued job resumes from the epoch saved last. After the time-limit warning,
-        the exit status asks the batch script to requeue the job, unless this job finished no
-        epoch: then the next would only start the same one again."""
-        if self.stop_signal == signal.SIGTERM:
-            sys.exit(128 + signal.SIGTERM)  # as a shell reports a program ended by SIGTERM
-        if self.saved_epoch is None:
-            stop(f"the job's time ran out before epoch {self.first_epoch} finished, so a "
-                 f"requeued job would only start it again. Ask for more time (sbatch --time), or "
-                 f"for a shorter epoch (a GPU, or more CPUs: --cpus-per-task).")
-        sys.exit(GO_ON_LATER)
-
-    @property
-    def interrupted(self):
-        return self.stop_request.requested
-
-    @property
-    def stop_signal(self):
-        return self.stop_request.signal
-
-    @property
-    def learned(self):
-        return self.trouble is None
 
     def epochs(self):
         """The epochs still to train, until one ends in Ctrl-C or in trouble."""
-        for epoch in range(self.first_epoch, self.settings["epochs"] + 1):
+        for epoch in range(self.first_epoch, self.epochs_asked + 1):
             yield epoch
-            if self.interrupted and not self.said_stopped:  # Ctrl-C as the epoch ended
-                self.say_stopped(f"as epoch {epoch} of {self.settings['epochs']} ended")
-            if self.interrupted or self.trouble:
+            if self.stop_request.requested and not self.cut_short:  # as the epoch ended
+                self.say_stopped(f"as epoch {epoch} of {self.epochs_asked} ended")
+            if self.stop_request.requested or not self.learned:
                 return
 
     def say_stopped(self, when):
-        saved = what_is_at(self.path) == "file"
-        after = ("--resume goes on after the last finished epoch" if saved else
-                 "--resume will find nothing to go on from, since no epoch finished")
-        if os.environ.get("SLURM_JOB_ID") and saved:
-            # A new job has a folder of its own (slurm/train.sbatch): name this one to it.
-            after += (f": a requeued job does so by itself, and a new one when given this "
-                      f"folder, sbatch --export=ALL,MNISTLAB_OUT_DIR="
-                      f"{shlex.quote(readable(self.path.parent))} slurm/train.sbatch")
-        ctrl_c = self.stop_signal == signal.SIGINT  # the lesson goes on with the network
-        keeps = " The network keeps what it has learned so far;" if ctrl_c else ""
-        print(f"Stopped by {STOP_SIGNALS[self.stop_signal]} {when}.{keeps} {after}.")
-        self.said_stopped = True
+        print(stopped_line(self.stop_request.signal, when, self.checkpoint.saved, self.folder))
 
-    def watched(self, batches, epoch):
+    def watched(self, batches, epoch, probe=None):
         """The batches, under a progress bar, ending after the current one on Ctrl-C; before
-        some of them, the probe reads the test accuracy."""
+        some of them, probe() is read (ProbeReadings)."""
+        readings = ProbeReadings(probe, self.model, self.steps_per_epoch, self.history["probes"],
+                                 self.log)
         for number, batch in enumerate(progress(batches, f"epoch {epoch}",
                                                 self.steps_per_epoch)):
-            if self.interrupted:
+            if self.stop_request.requested:
                 return
-            if self.probe and number in self.probe_before:
-                self.read_probe((epoch - 1) * self.steps_per_epoch + number)
+            readings.before(epoch, number)
             yield batch
 
-    def read_probe(self, step):
-        """The probe's accuracy after `step` batches of the run, noted; the network goes back to
-        training mode, which the probe's prediction left."""
-        accuracy = self.probe()
-        self.model.train()
-        self.history["probes"].append([step, accuracy])
-        if self.writer:
-            self.writer.add_scalar("accuracy/test-slice", accuracy, step)
-
     def end_epoch(self, epoch, losses, accuracy):
-        """Note the epoch's losses and test accuracy; say why training stops, if it must;
-        otherwise save the training state."""
-        if self.writer:
-            for step, loss in enumerate(losses, len(self.history["loss"]) + 1):
-                self.writer.add_scalar("loss/batch", loss, step)
-            self.writer.add_scalar("loss/epoch", sum(losses) / max(len(losses), 1), epoch)
-            self.writer.add_scalar("accuracy/test", accuracy, epoch)
+        """Say and note the epoch's loss and accuracy; say why training stops, or save it."""
+        loss = mean_loss(losses)
+        print(f"epoch {epoch}: training loss {loss:.4f}, test accuracy {accuracy:.2f} %")
+        if self.log:
+            self.log.epoch(epoch, losses, loss, accuracy, len(self.history["loss"]))
         self.history["loss"] += losses
         self.history["accuracy"].append(accuracy)
-        if self.interrupted and len(losses) < self.steps_per_epoch:  # a whole epoch is finished
+        if self.stop_request.requested and len(losses) < self.steps_per_epoch:  # cut in the epoch
             self.cut_short = True
-            self.say_stopped(f"in epoch {epoch} of {self.settings['epochs']}, after {len(losses)} "
-                             f"of {self.steps_per_epoch} batches")
+            self.say_stopped(f"in epoch {epoch} of {self.epochs_asked}, after {len(losses)} of "
+                             f"{self.steps_per_epoch} batches")
             return
-        self.trouble = training_trouble(epoch, sum(losses) / max(len(losses), 1), accuracy,
-                                        self.classes, self.settings["lr"], self.steps_per_epoch)
-        if self.trouble:
-            print(self.trouble)
+        trouble = training_trouble(epoch, loss, accuracy, self.classes, self.lr,
+                                   self.steps_per_epoch)
+        self.learned = trouble is None
+        if trouble:
+            print(trouble)
         else:
-            self.save(epoch)
+            self.checkpoint.save(epoch, self.history)
 
     @property
     def complete(self):
         """Every epoch trained, none cut short."""
-        return not self.cut_short and len(self.history["accuracy"]) == self.settings["epochs"]
+        return not self.cut_short and len(self.history["accuracy"]) == self.epochs_asked
 
     def outcome(self, accuracy, on_sample):
         """How the network was trained and how well it did, for its checkpoint to record."""
@@ -255,25 +186,5 @@ class TrainingRun:
 
     def exit_if_interrupted(self):
         """In a terminal, an exit status that says the run was cut short by Ctrl-C."""
-        if self.interrupted and not IN_NOTEBOOK:
+        if self.stop_request.requested and not IN_NOTEBOOK:
             sys.exit(130)
-
-    def save(self, epoch):
-        if self.can_save:
-            self.can_save = save_training_state(
-                self.path, epoch, self.settings, len(self.images), self.history, self.model,
-                self.optimizer, self.scheduler, self.machine)
-            if self.can_save:
-                self.saved_epoch = epoch
-
-    def resume(self):
-        return resume_from(self.path, self.settings, len(self.images), self.model,
-                           self.optimizer, self.scheduler, self.history, self.machine)
-
-    @property
-    def machine(self):
-        """What besides the settings decides the result: the kind of device, on the CPU the
-        number of threads, and the PyTorch (resume.machine_note)."""
-        kind = self.images.device.type
-        return {"device": kind, "threads": torch.get_num_threads() if kind == "cpu" else 0,
-                "pytorch": str(torch.__version__)}

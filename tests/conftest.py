@@ -88,14 +88,15 @@ def mirror(tmp_path):
 def network_trained_on_sample(augment, seed=0, epochs=5):
     """(DigitNet, mean, std): lesson two's recipe on the committed sample, with or without other
     pens (lesson one's recipe is lesson two's without them), and the pixels' mean and spread."""
-    train = datasets.MNIST(tools.SAMPLE_DIR, train=True)
-    pixels = train.data.float() / 255
-    mean, std = pixels.mean().item(), pixels.std().item()
-    images, labels = ((pixels - mean) / std).unsqueeze(1), train.targets
-    model = saved.fresh_network(16, seed, torch.device("cpu"))
-    optimizer, scheduler = saved.one_cycle_adam(model, 0.02, epochs * 16)
+    train, cpu = datasets.MNIST(tools.SAMPLE_DIR, train=True), torch.device("cpu")
+    mean, std = saved.pixel_mean_and_std(train)
+    images, labels = saved.to_tensors(train, mean, std, cpu)
+    default = {setting.name: setting.default for setting in tools.SETTINGS}
+    model = saved.fresh_network(default["channels"], seed, cpu)
+    steps_per_epoch = saved.steps_in_an_epoch(images, default["batch_size"])
+    optimizer, scheduler = saved.one_cycle_adam(model, default["lr"], epochs * steps_per_epoch)
     for _ in range(epochs):
-        batches = saved.shuffled_batches(images, labels, 128)
+        batches = saved.shuffled_batches(images, labels, default["batch_size"])
         saved.train_one_epoch(model, optimizer, scheduler,
                               saved.with_other_pens(batches) if augment else batches)
     return model.eval(), mean, std

@@ -212,17 +212,16 @@ def lesson_parameters(notebook=NOTEBOOK):
     }
 
 
-def training_run(out_dir, images=2000, *options, epochs=2, network=saved.DigitNet, probe=None):
+def training_run(out_dir, images=2000, *options, epochs=2, network=saved.DigitNet):
     """A TrainingRun with the lesson's settings on the sample for `epochs`, saving into out_dir,
-    around a fresh network and blank images: for tests that drive its epochs by hand. probe(),
-    given the network, reads a test accuracy."""
+    around a fresh network and blank images: for tests that drive its epochs by hand."""
     settings = tools.read_settings(lesson_parameters(), ["--sample", "--epochs", str(epochs),
                                                          "--out-dir", str(out_dir), *options], {})
     torch.manual_seed(0)
-    model = network(settings.channels)
-    optimizer, scheduler = saved.one_cycle_adam(model, settings.lr, epochs * 16)
-    return tools.TrainingRun(settings, model, optimizer, scheduler, torch.zeros(images, 1, 28, 28),
-                             probe and (lambda: probe(model)))
+    model, pictures = network(settings.channels), torch.zeros(images, 1, 28, 28)
+    steps_per_epoch = saved.steps_in_an_epoch(pictures, settings.batch_size)
+    optimizer, scheduler = saved.one_cycle_adam(model, settings.lr, epochs * steps_per_epoch)
+    return tools.TrainingRun(settings, model, optimizer, scheduler, pictures, steps_per_epoch)
 
 
 class Kernel:

@@ -3,6 +3,7 @@ importing program, settings declared once, answers that come at once, a doctor t
 PyTorch is missing, and checks that read the real model and the real lesson."""
 
 import ast
+import importlib
 import json
 import re
 import subprocess
@@ -32,6 +33,15 @@ def test_each_module_is_short_and_named_in_the_packages_docstring():
         assert len(path.read_text().splitlines()) <= 300, path.name
         if path.stem != "__init__":
             assert f"    {path.stem} " in tools.__doc__, path.stem
+
+
+def test_each_name_in_the_packages_table_is_defined_in_the_module_it_names():
+    assert set(tools.NAMES) <= {path.stem for path in MODULES}
+    for name, module in tools.MODULE_OF.items():
+        assert name in vars(importlib.import_module(f"mnistlab_tools.{module}")), (name, module)
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        tools.no_such_name  # noqa: B018
+    assert {"TrainingRun", "find_data"} <= set(dir(tools))
 
 
 def test_no_function_is_more_complex_than_grade_b():

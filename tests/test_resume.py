@@ -117,9 +117,10 @@ def reading(model):
 
 
 def train_epochs(run):
+    probe = lambda: reading(run.model)  # noqa: E731
     for epoch in run.epochs():
         losses = []
-        for _ in run.watched(iter(range(run.steps_per_epoch)), epoch):
+        for _ in run.watched(iter(range(run.steps_per_epoch)), epoch, probe):
             assert run.model.training  # the probe's evaluation mode never reaches a batch
             losses.append(0.5)
         run.end_epoch(epoch, losses, 90.0)
@@ -129,15 +130,15 @@ def test_the_test_accuracy_is_read_ten_times_an_epoch_and_resumed_with_the_run(t
     assert sorted(tools.probe_batches(469)) == [0, 4, 9, 18, 32, 46, 93, 187, 281, 375]
     assert sorted(tools.probe_batches(16)) == [0, 1, 3, 6, 9, 12]  # the sample's short epochs
     assert tools.probe_batches(1) == {0}
-    with training_run(tmp_path / "uncut", probe=reading) as uncut:
+    with training_run(tmp_path / "uncut") as uncut:
         train_epochs(uncut)
     steps = [step for step, _ in uncut.history["probes"]]
     assert steps == [0, 1, 3, 6, 9, 12, 16, 17, 19, 22, 25, 28]  # two epochs of 16 batches
-    with training_run(tmp_path / "cut", probe=reading) as cut:
+    with training_run(tmp_path / "cut") as cut:
         for epoch in cut.epochs():
-            list(cut.watched(iter(range(cut.steps_per_epoch)), epoch))
+            list(cut.watched(iter(range(cut.steps_per_epoch)), epoch, lambda: reading(cut.model)))
             cut.end_epoch(epoch, [0.5] * cut.steps_per_epoch, 90.0)
             break  # the connection dropped after epoch 1
-    with training_run(tmp_path / "cut", 2000, "--resume", probe=reading) as resumed:
+    with training_run(tmp_path / "cut", 2000, "--resume") as resumed:
         train_epochs(resumed)
     assert resumed.history["probes"] == uncut.history["probes"]  # the same curve, drawn again

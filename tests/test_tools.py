@@ -307,19 +307,25 @@ def test_a_few_photos_show_their_probabilities():
     assert colours_drawn(figure) & {"firebrick", "darkorange"} == {"firebrick"}  # one sure guess
 
 
-def test_tensorboard_logs_without_deprecation_warnings(tmp_path):
+def test_tensorboard_logs_each_step_without_deprecation_warnings(tmp_path):
     pytest.importorskip("tensorboard")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        writer = tools.tensorboard_writer(tmp_path / "run", DigitNet(), torch.randn(8, 1, 28, 28))
-        writer.close()
+        with tools.TensorBoardLog(tmp_path, "mnist", DigitNet(), torch.randn(8, 1, 28, 28)) as log:
+            log.probe(0, 10.0)
+            log.epoch(1, [2.3, 2.0], 2.15, 40.0, 0)
     assert not [
         w
         for w in caught
         if issubclass(w.category, (FutureWarning, DeprecationWarning))
         and "tensorboard" not in str(w.filename)
     ], [str(w.message) for w in caught]
-    assert list((tmp_path / "run").iterdir())
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logged = EventAccumulator(str(log.log_dir)).Reload()
+    assert [(event.step, event.value) for event in logged.Scalars("loss/batch")] == [
+        (1, pytest.approx(2.3)), (2, pytest.approx(2.0))]
+    assert [event.step for event in logged.Scalars("accuracy/test-slice")] == [0]
 
 
 # Training
