@@ -24,6 +24,7 @@ story: one module per concern, each short enough to read in one sitting.
     photos       reading photos of handwriting
     exercises    the checks of lesson one's exercises
     export       copies the lesson's #@save cells into mnistlab_saved.py (not imported here)
+    parameters   writes the parameters cells and docs/settings.md's table from SETTINGS (nor this)
 
 `import mnistlab_tools as tools` changes nothing in the importing program and loads no PyTorch:
 `tools.NAME` loads the module that holds NAME when it is first used. The modules never import a

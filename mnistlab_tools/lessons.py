@@ -11,7 +11,8 @@ class Lesson:
     settings: tuple  # the names in its parameters cell, in this order
     fixed: dict  # every other setting, as this lesson always has it
     network: str = ""  # the name of its network's files in out_dir; "" for the dataset's name
-    defaults: dict = field(default_factory=dict)  # where its parameters cell differs from SETTINGS
+    # {name: {field: value}} where its parameters cell differs from SETTINGS: a default, a comment
+    own: dict = field(default_factory=dict)
 
 
 TRAINING = ("epochs", "batch_size", "lr", "seed", "channels")
@@ -27,5 +28,10 @@ LESSONS = {
         "your own handwriting.", (*TRAINING, "augment", *MACHINE, "data_dir", "mirror",
                                   "sample", "out_dir", "photos", "resume"),
         {"dataset": "mnist", "tensorboard": False}, network="handwriting",
-        defaults={"epochs": 5}),  # other hands take longer to learn: benchmarks/other_writers.py
+        own={"epochs": {"default": 5,  # benchmarks/other_writers.py
+                        "comment": "passes over the training data; other hands take longer to "
+                                   "learn"},
+             "data_dir": {"comment": "MNIST goes in MNIST/raw/ in this folder, downloaded if "
+                                     "missing"},
+             "mirror": {"comment": "where to download MNIST from, if not the official address"}}),
 }

@@ -25,9 +25,11 @@ class Setting:
     name: str  # as in the parameters cell
     default: object
     check: object  # a value as given → the value as the lesson uses it, or ValueError
-    help: str
+    help: str  # for --help
     metavar: str = ""  # what the option takes; none for a switch
     option: str = ""  # when not --NAME with dashes
+    comment: str = ""  # in the parameters cell, when not the help
+    docs: str = ""  # in docs/settings.md's table (Markdown), when not the comment
 
     @property
     def flag(self):
@@ -42,43 +44,82 @@ def environment_name(option):
     return "MNISTLAB_" + option.lstrip("-").replace("-", "_").upper()
 
 
+# The parameters cells and docs/settings.md's table are written from these by
+# `python -m mnistlab_tools.parameters`; a test checks that they are up to date.
 SETTINGS = [
-    Setting("epochs", 1, whole_number(1, 10_000), "passes over the training data", "N"),
+    Setting("epochs", 1, whole_number(1, 10_000), "passes over the training data", "N",
+            docs="passes over the training data (other hands take longer to learn, so lesson "
+            "two trains longer: see [Other writers](beyond.md#other-writers))"),
     Setting("batch_size", 128, whole_number(1, 60_000), "images per training step", "N"),
     Setting("lr", 0.02, learning_rate, "peak learning rate of the one-cycle schedule", "X"),
     Setting("seed", 0, whole_number(0, 2**63 - 1), "random seed: the same seed, the same result",
-            "N"),
-    Setting("channels", 16, whole_number(*CHANNELS), "feature maps of the first convolution", "N"),
+            "N", comment="the same seed gives the same result on the same machine",
+            docs="random seed: the same seed gives the same result on the same machine"),
+    Setting("channels", 16, whole_number(*CHANNELS), "feature maps of the first convolution", "N",
+            comment="feature maps of the first convolution; the second has twice as many"),
     Setting("augment", True, switch, "train on half of each batch redrawn with other pens, "
-            "slants, sizes, places and bends"),
+            "slants, sizes, places and bends",
+            comment="train on digits redrawn with other pens, slants, sizes and bends",
+            docs="train on half of each batch redrawn with other pens, slants, sizes, places and "
+            "bends, so that the network reads more hands than MNIST's (lesson one trains without "
+            "them: see [Your own handwriting](beyond.md#your-own-handwriting))"),
     Setting("device_name", "auto", device_choice, "where to train: auto, cpu, cuda, cuda:N or "
             "mps; auto takes the idle GPU with the most free memory that this PyTorch can run, "
-            "else the cpu", "NAME", "--device"),
+            "else the cpu", "NAME", "--device",
+            comment='where to train: "auto", "cpu", "cuda", "cuda:1" (a GPU by index), "mps"',
+            docs="where to train: `cpu`, `cuda` (the first GPU), `cuda:1` (a GPU by its index, "
+            "as `nvidia-smi` numbers them), `mps` (Apple's GPU); `auto` takes, of the CUDA GPUs "
+            "this PyTorch can run, the idle one with the most free memory ([Which GPU]"
+            "(shared-server.md#which-gpu)), then MPS, then the CPU, and says which and why"),
     Setting("threads", 0, whole_number(0, 4096), "CPU threads to train with; 0: every core "
-            "this job may use (on a shared server, take your share)", "N"),
+            "this job may use (on a shared server, take your share)", "N",
+            comment="CPU threads to train with; 0: every core this job may use",
+            docs="CPU threads to train with; `0`, one for each core this job may use (a "
+            "scheduler's or `taskset`'s share, not the whole machine). On a shared server, take "
+            "your share: see [Long runs on a shared server](shared-server.md#your-share-of-the-"
+            "server). More than this job's cores gets a warning and that many: more threads than "
+            "cores wait on each other, and train many times slower"),
     Setting("dataset", "mnist", one_of(DATASET_NAMES), "mnist for digits, fashion for clothes",
-            "{" + ",".join(DATASET_NAMES) + "}"),
+            "{" + ",".join(DATASET_NAMES) + "}",
+            comment='"mnist" for handwritten digits, "fashion" for Fashion-MNIST\'s clothes',
+            docs="handwritten digits, or Fashion-MNIST's clothes (see [Beyond the test set]"
+            "(beyond.md#beyond-the-test-set))"),
     Setting("data_dir", "data", folder, "folder of the data, downloaded into it if missing",
-            "DIR"),
+            "DIR", comment="the data goes in MNIST/raw/ in this folder, downloaded if missing",
+            docs="where the data lies, in `DIR/MNIST/raw/`, or is downloaded to when it is not "
+            "there"),
     Setting("mirror", "", text, "where to download the data from, if not the official one",
-            "URL"),
-    Setting("sample", False, switch, "train and test on the small sample in sample/"),
+            "URL", comment="where to download the data from, if not the official address",
+            docs="where to download the four files from, if not the official address "
+            "(`https://…/`, or `file:///shared/mnist/` for a folder of `.gz` files)"),
+    Setting("sample", False, switch, "train and test on the small sample in sample/",
+            comment="True: train and test on the small sample in sample/, in seconds",
+            docs="train and test on the small sample committed in "
+            "[`sample/`](../sample/README.md)"),
     Setting("out_dir", "outputs", folder, "folder for the figures and the trained network",
-            "DIR"),
-    Setting("tensorboard", False, switch, "log the training to runs/ in the output folder"),
+            "DIR", comment="where the figures and the trained network are saved"),
+    Setting("tensorboard", False, switch, "log the training to runs/ in the output folder",
+            comment="True: log the training to runs/ in out_dir, for TensorBoard",
+            docs="log the training to `runs/` in the output folder, for TensorBoard"),
     Setting("photos", ["sample/photo_of_a_7.jpg"], photo_paths,
-            "photos of handwritten digits to read at the end", "PATH"),
+            "photos of handwritten digits to read at the end", "PATH",
+            comment="photos of handwritten digits to read",
+            docs="photos of handwritten digits to read at the end (paths separated by `:` in the "
+            "variable)"),
     Setting("resume", False, switch, "continue the run that was cut short in out_dir, from its "
-            "last finished epoch"),
+            "last finished epoch",
+            comment="True: go on with the run cut short in out_dir, after its last epoch",
+            docs="go on with the run that was cut short in the output folder, after its last "
+            "finished epoch (see [Long runs](shared-server.md#long-runs-on-a-shared-server))"),
 ]
 SETTING = {setting.name: setting for setting in SETTINGS}
 PATH_CHECKS = (folder, photo_paths)  # relative paths in the cell are from the lesson's folder
 
 
 def settings_of(lesson):
-    """The settings of the lesson's parameters cell, in order, with its own defaults."""
-    return [replace(SETTING[name], default=lesson.defaults[name]) if name in lesson.defaults
-            else SETTING[name] for name in lesson.settings]
+    """The settings of the lesson's parameters cell, in order, with its own defaults and
+    comments."""
+    return [replace(SETTING[name], **lesson.own.get(name, {})) for name in lesson.settings]
 
 
 def in_lesson_folder(value):

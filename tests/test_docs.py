@@ -1,7 +1,6 @@
 """The two pages tell the truth: what they link exists, what they tell you to run runs, and the
 settings are real."""
 
-import ast
 import hashlib
 import json
 import os
@@ -17,7 +16,7 @@ import yaml
 
 import mnistlab_tools
 from helpers import (FIGURES, HANDWRITING_FIGURES, NOTEBOOK, PAIRS, REPO, RESULT,
-                     lesson_environment, lesson_parameters)
+                     lesson_environment)
 
 PAGES = ["README.md", "Readme_jupyter.md", "CONTRIBUTING.md", "sample/README.md",
          *sorted(str(page.relative_to(REPO)) for page in (REPO / "docs").glob("*.md"))]
@@ -68,23 +67,6 @@ def test_the_pages_show_the_figures_of_a_full_mnist_run():
         assert (REPO / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     captions = re.findall(r"!\[([^\]]*)\]\((?:\.\./)?figures/", text)
     assert all("full MNIST" in caption for caption in captions), captions
-
-
-def test_the_settings_table_lists_exactly_the_lessons_settings():
-    rows = re.findall(r"^\| `(\w+) = ([^`]+)` \| ([\w ]+) \| `(--[\w-]+)[^`]*` \| "
-                      r"`(MNISTLAB_\w+)[^`]*` \|", text_of("docs/settings.md"), re.M)
-    assert [name for name, *_ in rows] == [setting.name for setting in mnistlab_tools.SETTINGS]
-    cells = {lesson: lesson_parameters(notebook) for lesson, (_, notebook) in PAIRS.items()}
-    for (name, value, lessons, option, variable), setting in zip(rows, mnistlab_tools.SETTINGS,
-                                                                 strict=True):
-        having = [lesson for lesson in PAIRS if name in mnistlab_tools.LESSONS[lesson].settings]
-        assert lessons == " and ".join({"mnistlab": "one", "handwriting": "two"}[lesson]
-                                       for lesson in having), name
-        assert ast.literal_eval(value) == setting.default, name
-        for lesson in having:
-            own = mnistlab_tools.settings_of(mnistlab_tools.LESSONS[lesson])
-            assert cells[lesson][name] == next(s.default for s in own if s.name == name), name
-        assert (option, variable) == (setting.flag, setting.variable)
 
 
 def commands_in(page):

@@ -20,7 +20,7 @@ import mnistlab_saved as saved
 import mnistlab_tools as tools
 from helpers import (PAIRS, REPO, SCRIPT, assert_plain_stop, lesson_environment,
                      lesson_parameters)
-from mnistlab_tools import export
+from mnistlab_tools import export, parameters
 
 PACKAGE = REPO / "mnistlab_tools"
 MODULES = sorted(PACKAGE.glob("*.py"))
@@ -111,12 +111,25 @@ def test_only_a_program_in_a_terminal_gets_the_quiet_ctrl_c(tmp_path):
         finished.stderr)
 
 
+def test_the_parameters_cells_and_the_settings_page_are_written_from_settings():
+    for path, text in parameters.written().items():
+        assert path.read_text(encoding="utf-8") == text, (
+            f"{path.name} is not up to date: run .venv/bin/python -m mnistlab_tools.parameters")
+
+
+def test_an_edited_parameters_cell_is_written_back_from_settings():
+    script = (REPO / "handwriting.py").read_text()
+    edited = script.replace("epochs = 5                #", "epochs = 2                #")
+    assert edited != script and parameters.with_cell(edited, "handwriting") == script
+    assert ("epochs = 5                # passes over the training data; other hands take longer "
+            "to learn\n") in parameters.parameters_cell("handwriting")
+
+
 @pytest.mark.parametrize("lesson", PAIRS)
-def test_each_setting_is_declared_once_and_the_cell_holds_its_default(lesson):
+def test_each_setting_is_assigned_in_the_parameters_cell_only(lesson):
     script, notebook = PAIRS[lesson]
     names = tools.LESSONS[lesson].settings
-    assert lesson_parameters(notebook) == {setting.name: setting.default
-                                           for setting in tools.settings_of(tools.LESSONS[lesson])}
+    assert list(lesson_parameters(notebook)) == list(names)  # as papermill finds them
     code = [cell.source for cell in export.jupytext.read(script).cells
             if cell.cell_type == "code"]
     for name in names:

@@ -1,0 +1,90 @@
+"""The forms of the settings written from SETTINGS, where each is declared: each lesson's
+parameters cell, its values and comments, and the table of docs/settings.md. Run it after
+changing a setting: `python -m mnistlab_tools.parameters`; tests/test_package.py checks that
+the lessons and the page are up to date. Not imported by the package: the lessons never need it.
+"""
+
+import json
+import re
+
+from .checks import photo_paths, switch
+from .files import HERE
+from .lessons import LESSONS
+from .settings import SETTINGS, settings_of
+
+LESSON_WORDS = {"mnistlab": "one", "handwriting": "two"}  # as the pages name the lessons
+CELL_START = '# %% tags=["parameters"]\n'
+TABLE_HEAD = ("| in the parameters cell | lessons | option | environment variable "
+              "| what it does |\n| --- | --- | --- | --- | --- |\n")
+
+
+def literal(value):
+    """A value as the parameters cell writes it: text in double quotes, as the lessons do."""
+    if isinstance(value, (str, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return repr(value)
+
+
+def parameters_cell(lesson):
+    """The lesson's parameters cell: `name = value` and its comment, a line each."""
+    lines = [f"{f'{s.name} = {literal(s.default)}':24}  # {s.comment or s.help}"
+             for s in settings_of(LESSONS[lesson])]
+    return CELL_START + "\n".join(lines) + "\n"
+
+
+def option_of(setting):
+    if setting.check is switch:
+        return f"{setting.flag}, --no-{setting.flag[2:]}" if setting.default else setting.flag
+    if setting.check is photo_paths:
+        return f"{setting.flag} {setting.metavar} …"
+    return f"{setting.flag} {setting.metavar}"
+
+
+def variable_of(setting):
+    if setting.check is switch:
+        return f"{setting.variable}={0 if setting.default else 1}"
+    return setting.variable
+
+
+def table_row(setting):
+    having = [lesson for lesson in LESSONS if setting.name in LESSONS[lesson].settings]
+    what = setting.docs or setting.comment or setting.help
+    for lesson in having:
+        own = LESSONS[lesson].own.get(setting.name, {})
+        if "default" in own:
+            what += f"; lesson {LESSON_WORDS[lesson]}'s cell has `{setting.name} = " \
+                    f"{literal(own['default'])}`"
+    lessons = " and ".join(LESSON_WORDS[lesson] for lesson in having)
+    return (f"| `{setting.name} = {literal(setting.default)}` | {lessons} | "
+            f"`{option_of(setting)}` | `{variable_of(setting)}` | {what} |\n")
+
+
+def settings_table():
+    return TABLE_HEAD + "".join(table_row(setting) for setting in SETTINGS)
+
+
+def with_cell(script, lesson):
+    """The script's text with its parameters cell written anew."""
+    return re.sub(re.escape(CELL_START) + r"(?:.+\n)*", parameters_cell(lesson).replace("\\",
+                  "\\\\"), script, count=1)
+
+
+def with_table(page):
+    """docs/settings.md's text with its table of settings written anew."""
+    return re.sub(re.escape(TABLE_HEAD) + r"(?:\|.*\n)*", settings_table().replace("\\", "\\\\"),
+                  page, count=1)
+
+
+def written():
+    """{path: text} of every file that holds a form of the settings, as it should be."""
+    files = {HERE / LESSONS[lesson].script: lambda text, lesson=lesson: with_cell(text, lesson)
+             for lesson in LESSONS}
+    files[HERE / "docs" / "settings.md"] = with_table
+    return {path: rewrite(path.read_text(encoding="utf-8")) for path, rewrite in files.items()}
+
+
+if __name__ == "__main__":
+    for path, text in written().items():
+        if path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            print(f"Wrote the settings into {path.relative_to(HERE)}.")
