@@ -51,15 +51,18 @@ def capability_text(capability):
     return f"{capability[0]}.{capability[1]}"
 
 
+def architecture(kernel):
+    """(kind, (major, minor)) of a kernel name: "sm_86" → ("sm", (8, 6)), "compute_120" →
+    ("compute", (12, 0)); None for a name that is not one."""
+    kind, _, number = kernel.partition("_")
+    return (kind, divmod(int(number), 10)) if number.isdigit() else None
+
+
 def runs_on(kernels, capability):
     """Whether a build with these kernels runs on a GPU of this (major, minor) capability: code
     for an architecture (sm_70) runs on later GPUs of its major version (7.2), and PTX
     (compute_120) is compiled for any later GPU as the program starts."""
-    for kernel in kernels:
-        kind, _, number = kernel.partition("_")
-        if not number.isdigit():
-            continue
-        built = divmod(int(number), 10)  # sm_86: (8, 6); sm_120: (12, 0)
+    for kind, built in filter(None, map(architecture, kernels)):
         if kind == "sm" and built[0] == capability[0] and built[1] <= capability[1]:
             return True
         if kind == "compute" and built <= capability:
@@ -69,8 +72,7 @@ def runs_on(kernels, capability):
 
 def kernels_text(kernels):
     """"compute capability 7.5 to 12.0", as a learner compares it with nvidia-smi's numbers."""
-    built = sorted(divmod(int(kernel.partition("_")[2]), 10) for kernel in kernels
-                   if kernel.partition("_")[2].isdigit())
+    built = sorted(built for _, built in filter(None, map(architecture, kernels)))
     if not built:
         return "no GPU"
     return f"compute capability {capability_text(built[0])} to {capability_text(built[-1])}"
@@ -115,11 +117,15 @@ def cannot_run(kernels, built_cuda, driver_cuda, capability, others=()):
     wanted = [capability, *others]
     if build_for(driver_cuda, wanted) is CPU:
         wanted = [capability]
-    build = build_for(driver_cuda, wanted)
-    if build is not CPU:
-        return said + (f". Install {build.describe()} into a fresh .venv: "
-                       f"{install_command(driver_cuda, wanted)}")
+    if build_for(driver_cuda, wanted) is not CPU:
+        return said + ". " + install_sentence(driver_cuda, wanted)
     return said + ": " + no_build_reason(driver_cuda, capability)
+
+
+def install_sentence(driver_cuda, capabilities):
+    """The sentence that says which build to install, for this driver and these GPUs, and how."""
+    return (f"Install {build_for(driver_cuda, capabilities).describe()} into a fresh .venv: "
+            f"{install_command(driver_cuda, capabilities)}")
 
 
 def no_build_reason(driver_cuda, capability):

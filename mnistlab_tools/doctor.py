@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .builds import (CPU, build_for, capability_of, capability_text, cannot_run,
-                     install_command, installed_build, major, no_build_reason)
+                     install_command, install_sentence, installed_build, major,
+                     no_build_reason)
 from .cluster import cluster_lines, usable_cores
 from .console import answer_of, display, printable, readable
 from .data import DATASETS, IDX_FILES
@@ -168,14 +169,12 @@ def cannot_use_lines(gpus, built, driver):
     newer than the driver's, or it has no kernels for a GPU's architecture."""
     capabilities = [gpu.capability for gpu in gpus if gpu.capability]
     if major(built) > major(driver):
-        fix = install_command(driver, capabilities)
         if build_for(driver, capabilities) is CPU:
             return [f"GPUs: PyTorch cannot use them: it is built for CUDA {built}, and "
                     + no_build_reason(driver, min(capabilities, default=(7, 5)))
-                    + f": {fix}"]
+                    + f": {install_command(driver, capabilities)}"]
         return [f"GPUs: PyTorch cannot use them: it is built for CUDA {built}, and the driver "
-                f"supports CUDA {driver} at most. Install "
-                f"{build_for(driver, capabilities).describe()} into a fresh .venv: {fix}"]
+                f"supports CUDA {driver} at most. {install_sentence(driver, capabilities)}"]
     build = installed_build(built)
     if build is None:
         return []  # an older release's build, whose kernels the table does not list
