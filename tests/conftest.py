@@ -12,25 +12,23 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 import torch
-from nbclient import NotebookClient
-from torchvision import datasets
-
-import mnistlab_saved as saved
-import mnistlab_tools as tools
-from helpers import (
+from fake_data import QuietHandler, write_mnist_like
+from lesson_runs import (
     REPO,
     Kernel,
-    QuietHandler,
-    Server,
     code_cells,
     fresh_clone,
     lesson_environment,
     offline,
     printed,
     run_lesson,
-    tmpfs,
-    write_mnist_like,
 )
+from nbclient import NotebookClient
+from real_systems import Server, tmpfs
+from torchvision import datasets
+
+import mnistlab_saved as saved
+import mnistlab_tools as tools
 
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     # The workers share the machine's cores: PyTorch's threads in each, and in every lesson and

@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from helpers import free_port, require
+from real_systems import free_port, require
 
 
 class SlurmCluster:

@@ -8,7 +8,7 @@ import torch
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools
-from helpers import StartedLesson
+from lesson_runs import StartedLesson
 
 FULL = {"accuracy": 99.05, "data": "full", "complete": True}
 

@@ -4,15 +4,10 @@ import importlib.util
 
 import pytest
 import torch
-from PIL import Image
-
-import mnistlab_saved as saved
-import mnistlab_tools as tools
-import predict
-from helpers import (
+from fake_data import held_out_digits
+from lesson_runs import (
     FIGURES,
     RESULT,
-    held_out_digits,
     images_in,
     lesson_environment,
     on_stderr,
@@ -20,6 +15,11 @@ from helpers import (
     run_lesson,
     run_predict,
 )
+from PIL import Image
+
+import mnistlab_saved as saved
+import mnistlab_tools as tools
+import predict
 from benchmarks.photo_like import photo_of
 
 # Measured on the 100 photo-like digits below (10 of each, held out from training), with the

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import mnistlab_tools as tools
-from helpers import fresh_clone, lesson_environment, offline
+from lesson_runs import fresh_clone, lesson_environment, offline
 from mnistlab_tools import device as device_module
 from mnistlab_tools import doctor
 from stand_ins import A100, GTX_1080_TI, K80, T4, V100, stand_in_nvidia_smi

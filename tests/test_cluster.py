@@ -12,11 +12,20 @@ import time
 
 import pytest
 import torch
+from lesson_runs import (
+    REPO,
+    RESULT,
+    as_a_user_without_rights,
+    assert_plain_stop,
+    fresh_clone,
+    lesson_environment,
+    run_lesson,
+    training_run,
+)
+from real_systems import Server, tmpfs
+from slurm_cluster import SlurmCluster
 
 import mnistlab_tools as tools
-from helpers import (REPO, RESULT, Server, as_a_user_without_rights, assert_plain_stop,
-                     fresh_clone, lesson_environment, run_lesson, tmpfs, training_run)
-from slurm_cluster import SlurmCluster
 
 # One worker runs these, and with them the one cluster: jobs of two would share the cores.
 pytestmark = pytest.mark.xdist_group("slurm")

@@ -5,10 +5,7 @@ machine without one."""
 import nbformat
 import pytest
 import torch
-from nbclient import NotebookClient
-
-import mnistlab_tools as tools
-from helpers import (
+from lesson_runs import (
     FIGURES,
     NOTEBOOK,
     REPO,
@@ -18,6 +15,9 @@ from helpers import (
     printed,
     run_lesson,
 )
+from nbclient import NotebookClient
+
+import mnistlab_tools as tools
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="needs a CUDA GPU, which this machine does not have")

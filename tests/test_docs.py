@@ -13,10 +13,17 @@ import jupytext
 import nbformat
 import pytest
 import yaml
+from lesson_runs import (
+    FIGURES,
+    HANDWRITING_FIGURES,
+    NOTEBOOK,
+    PAIRS,
+    REPO,
+    RESULT,
+    lesson_environment,
+)
 
 import mnistlab_tools
-from helpers import (FIGURES, HANDWRITING_FIGURES, NOTEBOOK, PAIRS, REPO, RESULT,
-                     lesson_environment)
 
 PAGES = ["README.md", "Readme_jupyter.md", "CONTRIBUTING.md", "sample/README.md",
          *sorted(str(page.relative_to(REPO)) for page in (REPO / "docs").glob("*.md"))]

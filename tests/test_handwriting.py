@@ -6,11 +6,7 @@ import shutil
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-
-import mnistlab_tools as tools
-import mnistlab_saved as saved
-from helpers import (
+from lesson_runs import (
     HANDWRITING,
     HANDWRITING_FIGURES,
     HANDWRITING_NOTEBOOK,
@@ -29,6 +25,10 @@ from helpers import (
     run_lesson,
     run_predict,
 )
+from nbclient import NotebookClient
+
+import mnistlab_saved as saved
+import mnistlab_tools as tools
 
 
 @pytest.fixture(scope="module")

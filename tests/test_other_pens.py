@@ -10,7 +10,8 @@ import mnistlab_saved as saved
 import mnistlab_tools as tools
 from benchmarks.photo_like import photos_read_back, thicker, thinner
 from conftest import network_trained_on_sample
-from helpers import colours_drawn, held_out_digits
+from fake_data import held_out_digits
+from lesson_runs import colours_drawn
 
 matplotlib.use("Agg")
 

@@ -13,13 +13,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from lesson_runs import (
+    PAIRS,
+    REPO,
+    SCRIPT,
+    assert_plain_stop,
+    lesson_environment,
+    lesson_parameters,
+)
 from torch import nn
 from torchvision import datasets
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools
-from helpers import (PAIRS, REPO, SCRIPT, assert_plain_stop, lesson_environment,
-                     lesson_parameters)
 from mnistlab_tools import export, parameters
 
 PACKAGE = REPO / "mnistlab_tools"

@@ -14,12 +14,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from fake_data import held_out_digits
+from lesson_runs import (
+    HANDWRITING_NOTEBOOK,
+    REPO,
+    lesson_environment,
+    lesson_parameters,
+    run_predict,
+)
 
 import mnistlab_tools as tools
-from mnistlab_tools import doctor
 from benchmarks.photo_like import photo_of
-from helpers import (HANDWRITING_NOTEBOOK, REPO, held_out_digits, lesson_environment,
-                     lesson_parameters, run_predict)
+from mnistlab_tools import doctor
 
 CELL = lesson_parameters()
 PHOTOS_CELL = lesson_parameters(HANDWRITING_NOTEBOOK)  # lesson two's, which reads photos

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import mnistlab_tools
-from helpers import PAIRS, REPO, SCRIPT, lesson_parameters
+from lesson_runs import PAIRS, REPO, SCRIPT, lesson_parameters
 
 
 @pytest.mark.parametrize("lesson", PAIRS)

@@ -8,15 +8,9 @@ import urllib.request
 
 import nbformat
 
-from helpers import FIGURES, REPO, RESULT, fresh_clone, lesson_environment, offline
-from helpers import (
-    chromium_page,
-    free_port,
-    jupyterlab,
-    readme_block,
-    readme_line,
-    wait_for_port,
-)
+from lesson_runs import FIGURES, REPO, RESULT, fresh_clone, lesson_environment, offline
+from pages import readme_block, readme_line
+from real_systems import chromium_page, free_port, jupyterlab, wait_for_port
 
 
 def on_this_server(command, server):

@@ -9,7 +9,7 @@ from torch import nn
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools
-from helpers import training_run
+from lesson_runs import training_run
 
 
 def cut_after_epoch_one(out_dir):

@@ -11,10 +11,19 @@ import weakref
 
 import pytest
 import torch
+from lesson_runs import (
+    RESULT,
+    SCRIPT,
+    StartedLesson,
+    assert_plain_stop,
+    lesson_environment,
+    lesson_parameters,
+    offline,
+    run_lesson,
+    training_run,
+)
 
 import mnistlab_tools as tools
-from helpers import (RESULT, SCRIPT, StartedLesson, assert_plain_stop, lesson_environment,
-                     lesson_parameters, offline, run_lesson, training_run)
 
 
 def test_the_doctor_reports_what_this_machine_really_has(tmp_path):

@@ -14,12 +14,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from fake_data import write_mnist_like
+from lesson_runs import (
+    HANDWRITING_NOTEBOOK,
+    StartedLesson,
+    lesson_environment,
+    lesson_parameters,
+    offline,
+    run_lesson,
+    training_run,
+)
+from real_systems import tmpfs
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools
-from helpers import (HANDWRITING_NOTEBOOK, StartedLesson, lesson_environment,
-                     lesson_parameters, offline, run_lesson, tmpfs, training_run,
-                     write_mnist_like)
 
 DIGITS = [str(digit) for digit in range(10)]
 

@@ -4,12 +4,10 @@ terminal, cell by cell in a kernel, Run All, and papermill with other parameters
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-
-from helpers import (
+from lesson_runs import (
     FIGURES,
-    PAIRS,
     NOTEBOOK,
+    PAIRS,
     REPO,
     RESULT,
     Kernel,
@@ -23,6 +21,7 @@ from helpers import (
     printed,
     run_lesson,
 )
+from nbclient import NotebookClient
 
 
 def test_plain_python_from_another_folder_saves_the_figures(terminal_run):

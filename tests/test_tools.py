@@ -16,10 +16,10 @@ from torchvision import datasets
 
 import mnistlab_tools as tools
 from mnistlab_tools import export
-from helpers import HANDWRITING_NOTEBOOK, PAIRS, REPO, colours_drawn, lesson_parameters
+from lesson_runs import HANDWRITING_NOTEBOOK, PAIRS, REPO, colours_drawn, lesson_parameters
 from mnistlab_saved import DigitNet, prepare_digit
 from benchmarks.photo_like import photo_of
-from helpers import write_mnist_like
+from fake_data import write_mnist_like
 
 CELL = lesson_parameters()
 TWO = lesson_parameters(HANDWRITING_NOTEBOOK)  # lesson two's parameters cell
@@ -564,7 +564,7 @@ def test_every_mode_pillow_opens_is_read_as_the_same_digit(mode):
 
 def test_what_a_killed_run_left_half_written_is_removed_by_the_next_save(tmp_path):
     gone = subprocess.Popen(["true"])
-    gone.wait()
+    gone.wait(timeout=30)
     left = tmp_path / f".f.{gone.pid}.partial"  # a run killed while it wrote f
     left.write_bytes(b"half")
     writing = tmp_path / f".f.{os.getppid()}.partial"  # a run still alive, writing f now

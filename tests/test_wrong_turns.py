@@ -8,9 +8,8 @@ import time
 
 import pytest
 import torch
-
-import mnistlab_tools as tools
-from helpers import (
+from fake_data import write_mnist_like
+from lesson_runs import (
     FIGURES,
     REPO,
     RESULT,
@@ -30,8 +29,9 @@ from helpers import (
     run_lesson,
     run_predict,
     training_run,
-    write_mnist_like,
 )
+
+import mnistlab_tools as tools
 
 
 def test_a_cut_short_file_in_a_chosen_data_folder_is_named_and_kept(tmp_path):

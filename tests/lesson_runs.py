@@ -1,24 +1,17 @@
-"""The tests' helpers: where the lesson is, and how to run it as a learner would (a terminal, a
-kernel, a fresh clone, offline, without rights); MNIST-shaped files; real file systems; and the
-real clients that follow the README (an OpenSSH server on 127.0.0.1 in a home folder of its own,
-JupyterLab, Chromium), skipped where the machine lacks them, except in CI
-(MNISTLAB_REAL_CLIENTS=1), where a missing client is a failure."""
+"""How the tests run the lessons as a learner would: where each lesson and its files are, a
+terminal, a kernel fed cell by cell, papermill, a fresh clone, offline, as a user without rights;
+and what a run printed and drew."""
 
 import ast
-import contextlib
-import gzip
-import http.server
 import os
 import queue
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-
 import jupytext
 import matplotlib.colors
 import numpy
@@ -27,22 +20,35 @@ import papermill
 import pytest
 import torch
 from jupyter_client.manager import start_new_kernel
-from torchvision import datasets
-
 import mnistlab_saved as saved
 import mnistlab_tools as tools
 
+
 REPO = Path(__file__).resolve().parent.parent
+
+
 SCRIPT = REPO / "mnistlab.py"
+
+
 NOTEBOOK = REPO / "mnistlab.ipynb"
+
+
 # Lesson two, your own handwriting.
 HANDWRITING = REPO / "handwriting.py"
+
+
 HANDWRITING_NOTEBOOK = REPO / "handwriting.ipynb"
+
+
 # Each lesson (a key of tools.LESSONS): its script and its notebook.
 PAIRS = {"mnistlab": (SCRIPT, NOTEBOOK), "handwriting": (HANDWRITING, HANDWRITING_NOTEBOOK)}
+
+
 # What a fresh clone holds for the lessons to run: the lessons, their modules, and the sample.
 LESSON_FILES = ["mnistlab.py", "handwriting.py", "mnistlab_saved.py", "predict.py",
                 "requirements.txt"]
+
+
 FIGURES = [
     "sample_digits",
     "learning_curve",
@@ -50,7 +56,11 @@ FIGURES = [
     "confusion_matrix",
     "misclassified_digits",
 ]
+
+
 HANDWRITING_FIGURES = ["a_batch_with_other_pens", "your_digits"]
+
+
 RESULT = re.compile(
     r"^Result: (?P<seconds>[\d.]+) s of training on \w+, "
     r"test accuracy (?P<accuracy>[\d.]+) %",
@@ -116,7 +126,7 @@ class StartedLesson:
 
     def __exit__(self, *_):
         self.process.kill()
-        self.process.wait()
+        self.process.wait(timeout=30)
 
     @staticmethod
     def _read(pipe, keep):
@@ -296,178 +306,6 @@ def figures_of_every_cell(environment):
     return shown
 
 
-# Real clients
-
-# The learner's pages, as one text: README.md and the pages it links in docs/.
-DOCS = "\n".join(page.read_text(encoding="utf-8")
-                 for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))])
-
-
-def require(*commands, why):
-    """Skip, or in CI fail, unless every command is on this machine."""
-    missing = [command for command in commands if not shutil.which(command)]
-    if missing or (why == "root" and os.geteuid() != 0):
-        message = f"needs {', '.join(missing) or 'root'} ({why})"
-        if os.environ.get("MNISTLAB_REAL_CLIENTS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def readme_lines(start):
-    """The pages' command lines that start with `start`, in a code block or in backticks."""
-    lines = re.findall(rf"^\s*`?({re.escape(start)}[^`\n]*)`?[,.;]?$", DOCS, re.M)
-    assert lines, f"the README and docs/ have no command starting {start!r}"
-    return lines
-
-
-def readme_line(start):
-    """The one command line of the pages that starts with `start`."""
-    (line,) = set(readme_lines(start))
-    return line
-
-
-def readme_block(first_line):
-    """The pages' code block that begins with `first_line`."""
-    match = re.search(rf"^```[a-z]*\n({re.escape(first_line)}\n.*?)^```", DOCS, re.M | re.S)
-    assert match, f"the README and docs/ have no code block starting {first_line!r}"
-    return match.group(1)
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port, seconds=30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"nothing answered on port {port} within {seconds} s")
-
-
-class Server:
-    """This machine seen as both the learner's laptop and the server: root, but with a home folder
-    of its own (in a private mount namespace), an OpenSSH server on 127.0.0.1:port that accepts
-    a password once, and no network beyond loopback."""
-
-    password = "first-login-only"
-
-    def __init__(self, folder):
-        self.folder = folder
-        self.home = folder / "home"
-        self.port = free_port()
-        self.holder = None
-        self.sshd = None
-
-    def inside(self, command, **options):
-        """Run `command` (a bash line) in the namespace, as the learner types it."""
-        return subprocess.run(
-            ["nsenter", "-t", str(self.holder.pid), "-m", "--", "bash", "-c", command],
-            capture_output=True, text=True, timeout=options.pop("timeout", 120), **options)
-
-    def start_inside(self, command, **options):
-        return subprocess.Popen(
-            ["nsenter", "-t", str(self.holder.pid), "-m", "--", "bash", "-c", command],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **options)
-
-    def __enter__(self):
-        require("sshd", "ssh", "ssh-copy-id", "unshare", "nsenter", "openssl", why="root")
-        self.home.mkdir(mode=0o700)
-        self.holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private",
-                                        "sleep", "infinity"])
-        time.sleep(0.2)
-        # A fresh home over /root, with root's other files (Python among them) still in it.
-        real_home = Path("/root")
-        mounts = []
-        for entry in real_home.iterdir():
-            if entry.name != ".ssh":
-                target = self.home / entry.name
-                target.mkdir() if entry.is_dir() else target.touch()
-                mounts.append(f"mount --bind {entry} {target}")
-        shadow = self.folder / "shadow"
-        hashed = subprocess.run(["openssl", "passwd", "-6", self.password], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        shadow.write_text(re.sub(r"^root:[^:]*:", f"root:{hashed}:",
-                                 Path("/etc/shadow").read_text(), flags=re.M))
-        shadow.chmod(0o600)
-        mounts += [f"mount --rbind {self.home} /root", f"mount --bind {shadow} /etc/shadow"]
-        mounted = self.inside(" && ".join(mounts))
-        assert mounted.returncode == 0, mounted.stderr
-        host_key = self.folder / "host_key"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
-                       check=True)
-        config = self.folder / "sshd_config"
-        config.write_text(
-            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
-            f"PidFile {self.folder}/sshd.pid\nPermitRootLogin yes\nPasswordAuthentication yes\n"
-            "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes yes\n"
-            "AuthorizedKeysFile .ssh/authorized_keys\nSubsystem sftp internal-sftp\n")
-        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation folder
-        self.sshd = self.start_inside(f"exec /usr/sbin/sshd -D -e -f {config}")
-        wait_for_port(self.port)
-        return self
-
-    def __exit__(self, *_):
-        namespace = os.readlink(f"/proc/{self.holder.pid}/ns/mnt")
-        for process in Path("/proc").iterdir():
-            with contextlib.suppress(OSError, ValueError):
-                if os.readlink(process / "ns" / "mnt") == namespace:
-                    os.kill(int(process.name), 9)
-        self.holder.wait()
-        if self.sshd:
-            self.sshd.communicate()
-
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run"]
-
-
-@contextlib.contextmanager
-def jupyterlab(folder, environment):
-    """JupyterLab from the tests' environment, serving `folder` on 127.0.0.1, with a token and a
-    configuration of its own; yields its address."""
-    lab_command = str(Path(sys.prefix) / "bin" / "jupyter-lab")
-    require(lab_command, why="JupyterLab, from tests/requirements.txt")
-    port, token = free_port(), "mnistlab-test"
-    settings = folder.parent / "jupyter"
-    lab = subprocess.Popen(
-        [lab_command, "--no-browser", "--ip", "127.0.0.1",
-         "--port", str(port), f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={folder}", "--LabApp.news_url=None", "--allow-root"],
-        env={**environment, "JUPYTER_CONFIG_DIR": str(settings / "config"),
-             "JUPYTER_RUNTIME_DIR": str(settings / "runtime")},
-        stdout=subprocess.DEVNULL, stderr=(folder.parent / "jupyterlab.log").open("w"))
-    try:
-        wait_for_port(port, seconds=60)
-        yield f"http://127.0.0.1:{port}", token
-    finally:
-        lab.terminate()
-        lab.wait(timeout=30)
-
-
-@contextlib.contextmanager
-def chromium_page(folder):
-    """A page of headless Chromium (Debian's, driven by Playwright), with a fresh profile, and
-    Playwright's `expect`."""
-    require(CHROMIUM, why="Debian's chromium package")
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(folder / "chromium-profile"), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_FLAGS, viewport={"width": 1400, "height": 1000})
-        try:
-            yield browser.new_page(), playwright_api.expect
-        finally:
-            browser.close()
-
-
-# Wrong turns: plain stops, MNIST-shaped files, real file systems, a mirror
-
-
 def assert_plain_stop(finished, *phrases):
     """Exit status 2, no traceback, no training started, and a message with each phrase."""
     assert finished.returncode == 2, (finished.stdout, finished.stderr)
@@ -476,56 +314,3 @@ def assert_plain_stop(finished, *phrases):
     assert message.startswith("mnistlab: ") and len(message.splitlines()) == 1, message
     for phrase in phrases:
         assert phrase in message, message
-
-
-def write_mnist_like(raw_dir, short=(), packed=False):
-    """MNIST-shaped files of zeros; those named in `short` cut off part-way, as by an interrupted
-    download. packed: as the .gz files that a mirror serves."""
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    for name, (magic, count, header) in {
-        "train-images-idx3-ubyte": (2051, 60_000, 16),
-        "train-labels-idx1-ubyte": (2049, 60_000, 8),
-        "t10k-images-idx3-ubyte": (2051, 10_000, 16),
-        "t10k-labels-idx1-ubyte": (2049, 10_000, 8),
-    }.items():
-        body = count * (784 if magic == 2051 else 1)
-        content = (
-            magic.to_bytes(4, "big")
-            + count.to_bytes(4, "big")
-            + bytes([0, 0, 0, 28] * ((header - 8) // 4))
-            + bytes(body // 3 if name in short else body)
-        )
-        if packed:
-            (raw_dir / f"{name}.gz").write_bytes(gzip.compress(content, compresslevel=1))
-        else:
-            (raw_dir / name).write_bytes(content)
-
-
-# Data
-
-
-@contextlib.contextmanager
-def tmpfs(folder, size):
-    """A real file system of `size` mounted on `folder`, where root may mount one."""
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                             capture_output=True)
-    if mounted.returncode:
-        pytest.skip("mounting a tmpfs needs root")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *_):
-        pass
-
-
-def held_out_digits(count_per_class=10):
-    test = datasets.MNIST(REPO / "sample", train=False)
-    chosen = torch.cat(
-        [torch.nonzero(test.targets == digit).flatten()[:count_per_class] for digit in range(10)]
-    )
-    return test.data[chosen], test.targets[chosen]
