@@ -20,11 +20,11 @@ from lesson_runs import (
     fresh_clone,
     lesson_environment,
     offline,
-    printed,
     run_lesson,
 )
 from nbclient import NotebookClient
 from real_systems import Server, tmpfs
+from run_outputs import printed
 from torchvision import datasets
 
 import mnistlab_saved as saved

@@ -3,10 +3,10 @@ from, and held-out digits of the committed sample."""
 
 import gzip
 import http.server
-import torch
-from torchvision import datasets
 
+import torch
 from lesson_runs import REPO
+from torchvision import datasets
 
 
 def write_mnist_like(raw_dir, short=(), packed=False):

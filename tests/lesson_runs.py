@@ -1,6 +1,5 @@
 """How the tests run the lessons as a learner would: where each lesson and its files are, a
-terminal, a kernel fed cell by cell, papermill, a fresh clone, offline, as a user without rights;
-and what a run printed and drew."""
+terminal, a kernel fed cell by cell, papermill, a fresh clone, offline, as a user without rights."""
 
 import ast
 import os
@@ -12,17 +11,17 @@ import sys
 import threading
 import time
 from pathlib import Path
+
 import jupytext
-import matplotlib.colors
-import numpy
 import nbformat
 import papermill
 import pytest
 import torch
 from jupyter_client.manager import start_new_kernel
+from run_outputs import images_in, printed
+
 import mnistlab_saved as saved
 import mnistlab_tools as tools
-
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -269,31 +268,6 @@ def cell_index(phrase, cells=None):
     return next(i for i, source in enumerate(cells or code_cells()) if phrase in source)
 
 
-def colours_drawn(figure, names=("firebrick", "darkorange", "lightsteelblue")):
-    """Which of these colours the figure's pixels show, drawn as the saved PNG is."""
-    figure.canvas.draw()
-    pixels = {tuple(pixel) for pixel in
-              numpy.asarray(figure.canvas.buffer_rgba())[..., :3].reshape(-1, 3).tolist()}
-    return {name for name in names
-            if tuple(round(part * 255) for part in matplotlib.colors.to_rgb(name)) in pixels}
-
-
-def figures_drawn(source):
-    return len(re.findall(r"^\s*figures\.show\(", source, re.M))
-
-
-def images_in(outputs):
-    return sum("image/png" in output.get("data", {}) for output in outputs)
-
-
-def printed(outputs):
-    return "".join(output.get("text", "") for output in outputs)
-
-
-def on_stderr(outputs):
-    return "".join(output.get("text", "") for output in outputs if output.get("name") == "stderr")
-
-
 def figures_of_every_cell(environment):
     """Run every code cell of the lesson in order in one fresh kernel, as the Interactive Window
     sends them, each without an error; the number of figures they showed."""
@@ -306,11 +280,3 @@ def figures_of_every_cell(environment):
     return shown
 
 
-def assert_plain_stop(finished, *phrases):
-    """Exit status 2, no traceback, no training started, and a message with each phrase."""
-    assert finished.returncode == 2, (finished.stdout, finished.stderr)
-    assert "Traceback" not in finished.stderr and "epoch 1" not in finished.stdout
-    message = finished.stderr.strip()
-    assert message.startswith("mnistlab: ") and len(message.splitlines()) == 1, message
-    for phrase in phrases:
-        assert phrase in message, message

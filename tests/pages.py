@@ -5,7 +5,6 @@ import re
 
 from lesson_runs import REPO
 
-
 # The learner's pages, as one text: README.md and the pages it links in docs/.
 DOCS = "\n".join(page.read_text(encoding="utf-8")
                  for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))])

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
 import pytest
 
 

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 import torch
+from lesson_runs import REPO
 
 from benchmarks.photo_like import UNSEEN_FONTS, installed_fonts
-from lesson_runs import REPO
 
 
 def test_the_benchmark_prints_a_row_per_recipe():

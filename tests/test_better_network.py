@@ -5,10 +5,10 @@ import signal
 
 import pytest
 import torch
+from lesson_runs import StartedLesson
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools
-from lesson_runs import StartedLesson
 
 FULL = {"accuracy": 99.05, "data": "full", "complete": True}
 

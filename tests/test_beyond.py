@@ -5,17 +5,9 @@ import importlib.util
 import pytest
 import torch
 from fake_data import held_out_digits
-from lesson_runs import (
-    FIGURES,
-    RESULT,
-    images_in,
-    lesson_environment,
-    on_stderr,
-    printed,
-    run_lesson,
-    run_predict,
-)
+from lesson_runs import FIGURES, RESULT, lesson_environment, run_lesson, run_predict
 from PIL import Image
+from run_outputs import images_in, on_stderr, printed
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools

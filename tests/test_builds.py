@@ -7,12 +7,12 @@ import sys
 
 import pytest
 import torch
+from lesson_runs import fresh_clone, lesson_environment, offline
+from stand_ins import A100, GTX_1080_TI, K80, T4, V100, stand_in_nvidia_smi
 
 import mnistlab_tools as tools
-from lesson_runs import fresh_clone, lesson_environment, offline
 from mnistlab_tools import device as device_module
 from mnistlab_tools import doctor
-from stand_ins import A100, GTX_1080_TI, K80, T4, V100, stand_in_nvidia_smi
 
 INDEX = "--index-url https://download.pytorch.org/whl/"
 BUILT_FOR_CUDA_13 = ("2.14.1+cu130", "13.0")

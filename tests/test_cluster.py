@@ -16,13 +16,13 @@ from lesson_runs import (
     REPO,
     RESULT,
     as_a_user_without_rights,
-    assert_plain_stop,
     fresh_clone,
     lesson_environment,
     run_lesson,
     training_run,
 )
 from real_systems import Server, tmpfs
+from run_outputs import assert_plain_stop
 from slurm_cluster import SlurmCluster
 
 import mnistlab_tools as tools

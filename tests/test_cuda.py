@@ -12,10 +12,10 @@ from lesson_runs import (
     RESULT,
     figures_of_every_cell,
     lesson_environment,
-    printed,
     run_lesson,
 )
 from nbclient import NotebookClient
+from run_outputs import printed
 
 import mnistlab_tools as tools
 

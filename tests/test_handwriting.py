@@ -14,18 +14,15 @@ from lesson_runs import (
     RESULT,
     Kernel,
     code_cells,
-    figures_drawn,
     fresh_clone,
-    images_in,
     lesson_environment,
     offline,
-    on_stderr,
     papermill_in_a_clone,
-    printed,
     run_lesson,
     run_predict,
 )
 from nbclient import NotebookClient
+from run_outputs import figures_drawn, images_in, on_stderr, printed
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools

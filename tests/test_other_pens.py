@@ -5,13 +5,13 @@ import matplotlib
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import network_trained_on_sample
+from fake_data import held_out_digits
+from run_outputs import colours_drawn
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools
 from benchmarks.photo_like import photos_read_back, thicker, thinner
-from conftest import network_trained_on_sample
-from fake_data import held_out_digits
-from lesson_runs import colours_drawn
 
 matplotlib.use("Agg")
 

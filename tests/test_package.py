@@ -13,14 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from lesson_runs import (
-    PAIRS,
-    REPO,
-    SCRIPT,
-    assert_plain_stop,
-    lesson_environment,
-    lesson_parameters,
-)
+from lesson_runs import PAIRS, REPO, SCRIPT, lesson_environment, lesson_parameters
+from run_outputs import assert_plain_stop
 from torch import nn
 from torchvision import datasets
 

@@ -10,9 +10,9 @@ import jupytext
 import nbformat
 import pytest
 import yaml
+from lesson_runs import PAIRS, REPO, SCRIPT, lesson_parameters
 
 import mnistlab_tools
-from lesson_runs import PAIRS, REPO, SCRIPT, lesson_parameters
 
 
 @pytest.mark.parametrize("lesson", PAIRS)

@@ -7,7 +7,6 @@ import sys
 import urllib.request
 
 import nbformat
-
 from lesson_runs import FIGURES, REPO, RESULT, fresh_clone, lesson_environment, offline
 from pages import readme_block, readme_line
 from real_systems import chromium_page, free_port, jupyterlab, wait_for_port

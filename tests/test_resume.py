@@ -5,11 +5,11 @@ import signal
 
 import pytest
 import torch
+from lesson_runs import training_run
 from torch import nn
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools
-from lesson_runs import training_run
 
 
 def cut_after_epoch_one(out_dir):

@@ -15,13 +15,13 @@ from lesson_runs import (
     RESULT,
     SCRIPT,
     StartedLesson,
-    assert_plain_stop,
     lesson_environment,
     lesson_parameters,
     offline,
     run_lesson,
     training_run,
 )
+from run_outputs import assert_plain_stop
 
 import mnistlab_tools as tools
 

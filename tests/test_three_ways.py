@@ -13,15 +13,12 @@ from lesson_runs import (
     Kernel,
     cell_index,
     code_cells,
-    figures_drawn,
-    images_in,
     lesson_environment,
-    on_stderr,
     papermill_in_a_clone,
-    printed,
     run_lesson,
 )
 from nbclient import NotebookClient
+from run_outputs import figures_drawn, images_in, on_stderr, printed
 
 
 def test_plain_python_from_another_folder_saves_the_figures(terminal_run):

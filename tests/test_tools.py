@@ -10,16 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fake_data import write_mnist_like
+from lesson_runs import HANDWRITING_NOTEBOOK, PAIRS, REPO, lesson_parameters
 from PIL import Image
+from run_outputs import colours_drawn
 from torch import nn
 from torchvision import datasets
 
 import mnistlab_tools as tools
-from mnistlab_tools import export
-from lesson_runs import HANDWRITING_NOTEBOOK, PAIRS, REPO, colours_drawn, lesson_parameters
-from mnistlab_saved import DigitNet, prepare_digit
 from benchmarks.photo_like import photo_of
-from fake_data import write_mnist_like
+from mnistlab_saved import DigitNet, prepare_digit
+from mnistlab_tools import export
 
 CELL = lesson_parameters()
 TWO = lesson_parameters(HANDWRITING_NOTEBOOK)  # lesson two's parameters cell

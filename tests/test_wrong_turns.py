@@ -16,20 +16,17 @@ from lesson_runs import (
     SCRIPT,
     Kernel,
     StartedLesson,
-    assert_plain_stop,
     cell_index,
     code_cells,
-    figures_drawn,
     figures_of_every_cell,
     fresh_clone,
-    images_in,
     lesson_environment,
     offline,
-    printed,
     run_lesson,
     run_predict,
     training_run,
 )
+from run_outputs import assert_plain_stop, figures_drawn, images_in, printed
 
 import mnistlab_tools as tools
 
