@@ -10,9 +10,7 @@ evaluation after each epoch. The table is printed as Markdown.
 """
 
 import argparse
-import os
 import resource
-import shlex
 import statistics
 import subprocess
 import sys
@@ -26,7 +24,7 @@ from torchvision import datasets
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 import mnistlab_saved as lesson  # noqa: E402
-from recipes import lesson_settings, train_lesson, train_original  # noqa: E402  (in benchmarks/)
+from recipes import lesson_settings, record, train_lesson, train_original  # noqa: E402  (in benchmarks/)
 
 
 def resident_bytes():
@@ -213,16 +211,6 @@ def main():
     if options.record:
         record(options.record, report)
 
-
-def record(path, report):
-    """The report, as a table the pages quote from: when, on what, and by which command."""
-    command = shlex.join(["benchmarks/benchmark.py", *sys.argv[1:]])
-    processor = next((line.split(":", 1)[1].strip() for line in
-                      Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("model name")), "an unknown processor")
-    header = [f"# {path.stem}", "", f"Measured on {time.strftime('%Y-%m-%d')}, on {processor} "
-              f"({os.cpu_count()} cores seen), with `.venv/bin/python {command}`:", ""]
-    Path(path).write_text("\n".join(header + report) + "\n")
 
 if __name__ == "__main__":
     main()

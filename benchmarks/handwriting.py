@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 import mnistlab_saved as lesson  # noqa: E402
 import mnistlab_tools as tools  # noqa: E402
-from recipes import lesson_two_parser, lesson_settings, trained_network  # noqa: E402
+from recipes import lesson_settings, lesson_two_parser, record, trained_network  # noqa: E402
 from photo_like import (  # noqa: E402
     installed_fonts, photo_of_font, photos_read_back, read_as_photo, thicker, thinner)
 
@@ -146,17 +146,17 @@ def scores(table, train_set, mean, std, seeds, settings):
     return scored
 
 
-def print_table(scored, options):
+def table(scored, options):
+    """The report's lines: what was measured, then a Markdown row per variant."""
     data = "the sample" if options.sample else "full MNIST"
     how = f"the options {options.options}" if options.options else "its default settings"
-    print(f"Test digits of {data}, read by the lesson's network with {how}, "
-          f"{options.seeds} seed{'s' * (options.seeds > 1)}; torch {torch.__version__}.\n")
-    print("| test digits | read right, % (mean over seeds) |\n| --- | --- |")
-    for name, values in scored.items():
-        print(f"| {name} | {statistics.mean(values):.2f} |")
     changed = [statistics.mean(values) for name, values in scored.items()
                if name != "as they are"]
-    print(f"| mean of the changes | {statistics.mean(changed):.2f} |")
+    return [f"Test digits of {data}, read by the lesson's network with {how}, "
+            f"{options.seeds} seed{'s' * (options.seeds > 1)}; torch {torch.__version__}.", "",
+            "| test digits | read right, % (mean over seeds) |", "| --- | --- |",
+            *(f"| {name} | {statistics.mean(values):.2f} |" for name, values in scored.items()),
+            f"| mean of the changes | {statistics.mean(changed):.2f} |"]
 
 
 def main():
@@ -167,9 +167,12 @@ def main():
     if options.figure:
         return pens_figure(train_set, test_set, mean, std, options.figure)
     settings = lesson_settings("handwriting", options.options)
-    table = variants(test_set.data.float() / 255, test_set.targets,
-                     min(options.photos, len(test_set)))
-    print_table(scores(table, train_set, mean, std, options.seeds, settings), options)
+    variants_read = variants(test_set.data.float() / 255, test_set.targets,
+                             min(options.photos, len(test_set)))
+    report = table(scores(variants_read, train_set, mean, std, options.seeds, settings), options)
+    print("\n".join(report))
+    if options.record:
+        record(options.record, report)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import mnistlab_saved as lesson  # noqa: E402
 import mnistlab_tools as tools  # noqa: E402
 from photo_like import (  # noqa: E402  (beside this script)
     HANDWRITING_FONTS, UNSEEN_FONTS, bent, installed_fonts, photo_of_font, read_as_photo)
-from recipes import lesson_two_parser, lesson_settings, trained_network  # noqa: E402
+from recipes import lesson_settings, lesson_two_parser, record, trained_network  # noqa: E402
 
 PENS = (0, 3, 6, 9)  # pixels of outline around a font drawn 200 pixels high
 
@@ -86,18 +86,20 @@ def cell(seeds, labels, digit):
     return f"{statistics.mean(shares):.1f} ({min(shares):.1f})"
 
 
-def print_table(scored, table, options):
-    """Markdown: a row per digit, and one for all; each cell the mean over seeds (lowest)."""
+def report_lines(scored, table, options):
+    """What was measured, then Markdown: a row per digit, and one for all; each cell the mean
+    over seeds (lowest)."""
     data = "the sample" if options.sample else "full MNIST"
     how = f"the options {options.options}" if options.options else "its default settings"
-    print(f"Lesson two's network trained on {data} with {how}, {options.seeds} "
-          f"seed{'s' * (options.seeds > 1)}, {options.bends} bends of each font's digit; "
-          f"torch {torch.__version__}. Read right, %: mean over seeds (lowest seed).\n")
     counts = [f"{name} ({len(labels):,})" for name, (_, labels) in table.items()]
-    print(f"| digit | {' | '.join(counts)} |\n| --- |{' --- |' * len(table)}")
+    lines = [f"Lesson two's network trained on {data} with {how}, {options.seeds} "
+             f"seed{'s' * (options.seeds > 1)}, {options.bends} bends of each font's digit; "
+             f"torch {torch.__version__}. Read right, %: mean over seeds (lowest seed).", "",
+             f"| digit | {' | '.join(counts)} |", f"| --- |{' --- |' * len(table)}"]
     for label, digit in [*((str(digit), digit) for digit in range(10)), ("all", None)]:
         cells = [cell(scored[name], labels, digit) for name, (_, labels) in table.items()]
-        print(f"| {label} | {' | '.join(cells)} |")
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+    return lines
 
 
 def option_parser():
@@ -120,7 +122,10 @@ def main():
         for name, (digits, labels) in table.items():
             scored[name].append(per_digit(model, digits, labels, mean, std))
         print(f"seed {seed} done", file=sys.stderr)
-    print_table(scored, table, options)
+    report = report_lines(scored, table, options)
+    print("\n".join(report))
+    if options.record:
+        record(options.record, report)
 
 
 if __name__ == "__main__":

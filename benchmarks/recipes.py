@@ -4,7 +4,9 @@ and 64, fc 9216 → 128, dropout; a DataLoader with ToTensor and Normalize, batc
 lr 1.0, StepLR gamma 0.7). Training time excludes the test-set evaluation after each epoch."""
 
 import argparse
+import os
 import shlex
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +136,8 @@ def lesson_two_parser(description):
     parser.add_argument("--seeds", type=int, default=5, help="networks trained (default: 5)")
     parser.add_argument("--options", default="", help="the lesson's options to train with, "
                         'written --options="--no-augment"')
+    parser.add_argument("--record", type=Path, metavar="FILE",
+                        help="also write the table to FILE, for the pages to quote from")
     return parser
 
 
@@ -182,3 +186,14 @@ def train_original(data_root, device, seed, max_epochs, target):
             run.accuracies.append(100 * right / len(test_set))
     run.peak_bytes = memory.used
     return run
+
+
+def record(path, report):
+    """The report, as a table the pages quote from: when, on what, and by which command."""
+    command = shlex.join([f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    processor = next((line.split(":", 1)[1].strip() for line in
+                      Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), "an unknown processor")
+    header = [f"# {path.stem}", "", f"Measured on {time.strftime('%Y-%m-%d')}, on {processor} "
+              f"({os.cpu_count()} cores seen), with `.venv/bin/python {command}`:", ""]
+    Path(path).write_text("\n".join(header + report) + "\n")

@@ -379,3 +379,29 @@ def test_the_speed_pages_numbers_are_those_a_benchmark_wrote():
         measured = re.findall(r"\b\d+\.\d+(?= ?(?:s|%|MB)\b)", text_of(page))
         unsourced = [number for number in measured if number not in sources]
         assert unsourced == [], f"{page} quotes numbers no benchmark wrote: {unsourced}"
+
+
+def recorded_rows(name):
+    """{first cell: the rest} of each row of the table benchmarks/results/NAME.md holds."""
+    text = (REPO / "benchmarks" / "results" / f"{name}.md").read_text()
+    return dict(re.findall(r"^\| (.+?) \| (.+) \|$", text, re.M))
+
+
+def test_the_handwriting_pages_tables_are_those_the_benchmarks_wrote():
+    """beyond.md's columns, row by row, are the tables that handwriting.py and other_writers.py
+    --record wrote, and so is the lesson-one figure its prose quotes."""
+    page = text_of("docs/beyond.md")
+    one, two = recorded_rows("handwriting-lesson-one"), recorded_rows("handwriting")
+    rows = re.findall(r"^\| (.+?) \| (\d+\.\d+) \| (\d+\.\d+) \|$", page, re.M)
+    assert [name.replace("`", "") for name, *_ in rows] == [
+        name for name in two if re.fullmatch(r"\d+\.\d+", two[name])]
+    for name, lesson_one, lesson_two in rows:
+        assert (lesson_one, lesson_two) == (one[name.replace("`", "")],
+                                            two[name.replace("`", "")]), name
+    writers = recorded_rows("other_writers")
+    digits = re.findall(r"^\| (\d|all) \| (.+) \|$", page, re.M)
+    assert [digit for digit, _ in digits] == [*"0123456789", "all"]
+    assert all(writers[digit] == cells for digit, cells in digits)
+    without = re.findall(r"\d+\.\d+(?= \()", recorded_rows("other_writers-lesson-one")["all"])
+    assert f"{', '.join(without[:-1])} and {without[-1]} %" in " ".join(page.split())
+
