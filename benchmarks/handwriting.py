@@ -146,7 +146,7 @@ def scores(table, train_set, mean, std, seeds, settings):
     return scored
 
 
-def table(scored, options):
+def report_lines(scored, options):
     """The report's lines: what was measured, then a Markdown row per variant."""
     data = "the sample" if options.sample else "full MNIST"
     how = f"the options {options.options}" if options.options else "its default settings"
@@ -169,7 +169,8 @@ def main():
     settings = lesson_settings("handwriting", options.options)
     variants_read = variants(test_set.data.float() / 255, test_set.targets,
                              min(options.photos, len(test_set)))
-    report = table(scores(variants_read, train_set, mean, std, options.seeds, settings), options)
+    scored = scores(variants_read, train_set, mean, std, options.seeds, settings)
+    report = report_lines(scored, options)
     print("\n".join(report))
     if options.record:
         record(options.record, report)

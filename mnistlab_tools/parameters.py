@@ -65,22 +65,25 @@ def settings_table():
 
 def with_cell(script, lesson):
     """The script's text with its parameters cell written anew."""
-    return re.sub(re.escape(CELL_START) + r"(?:.+\n)*", parameters_cell(lesson).replace("\\",
-                  "\\\\"), script, count=1)
+    cell = parameters_cell(lesson)
+    return re.sub(re.escape(CELL_START) + r"(?:.+\n)*", lambda _: cell, script, count=1)
 
 
 def with_table(page):
     """docs/settings.md's text with its table of settings written anew."""
-    return re.sub(re.escape(TABLE_HEAD) + r"(?:\|.*\n)*", settings_table().replace("\\", "\\\\"),
-                  page, count=1)
+    table = settings_table()
+    return re.sub(re.escape(TABLE_HEAD) + r"(?:\|.*\n)*", lambda _: table, page, count=1)
 
 
 def written():
     """{path: text} of every file that holds a form of the settings, as it should be."""
-    files = {HERE / LESSONS[lesson].script: lambda text, lesson=lesson: with_cell(text, lesson)
-             for lesson in LESSONS}
-    files[HERE / "docs" / "settings.md"] = with_table
-    return {path: rewrite(path.read_text(encoding="utf-8")) for path, rewrite in files.items()}
+    texts = {}
+    for lesson in LESSONS:
+        script = HERE / LESSONS[lesson].script
+        texts[script] = with_cell(script.read_text(encoding="utf-8"), lesson)
+    page = HERE / "docs" / "settings.md"
+    texts[page] = with_table(page.read_text(encoding="utf-8"))
+    return texts
 
 
 if __name__ == "__main__":

@@ -35,9 +35,8 @@ def settings_or_stop(cell, lesson="mnistlab"):
         get_data(DATASETS[settings.dataset], settings.data_dir, settings.mirror)
         sys.exit(0)
     if settings.tensorboard and not tensorboard_importable():
-        stop(f"--tensorboard: TensorBoard is not installed. Install it with "
-             f"'{PYTHON.replace('python', 'pip')} install tensorboard' (or 'pip install "
-             f"tensorboard'), then run again")
+        stop("--tensorboard: TensorBoard is not installed. Install it with "
+             "'.venv/bin/pip install tensorboard' (or 'pip install tensorboard'), then run again")
     missing = missing_requirements()
     if missing:  # better said now than as an ImportError in the next cell
         stop(install_advice(missing))

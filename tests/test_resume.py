@@ -1,6 +1,7 @@
 """--resume checks everything that decides the result before it goes on, and says plainly when
 a run has finished, when a cut run left nothing, and when the network has changed."""
 
+import functools
 import signal
 
 import pytest
@@ -117,7 +118,7 @@ def reading(model):
 
 
 def train_epochs(run):
-    probe = lambda: reading(run.model)  # noqa: E731
+    probe = functools.partial(reading, run.model)
     for epoch in run.epochs():
         losses = []
         for _ in run.watched(iter(range(run.steps_per_epoch)), epoch, probe):
@@ -136,7 +137,8 @@ def test_the_test_accuracy_is_read_ten_times_an_epoch_and_resumed_with_the_run(t
     assert steps == [0, 1, 3, 6, 9, 12, 16, 17, 19, 22, 25, 28]  # two epochs of 16 batches
     with training_run(tmp_path / "cut") as cut:
         for epoch in cut.epochs():
-            list(cut.watched(iter(range(cut.steps_per_epoch)), epoch, lambda: reading(cut.model)))
+            probe = functools.partial(reading, cut.model)
+            list(cut.watched(iter(range(cut.steps_per_epoch)), epoch, probe))
             cut.end_epoch(epoch, [0.5] * cut.steps_per_epoch, 90.0)
             break  # the connection dropped after epoch 1
     with training_run(tmp_path / "cut", 2000, "--resume") as resumed:
