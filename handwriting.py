@@ -53,15 +53,15 @@ photos = ["sample/photo_of_a_7.jpg"]  # photos of handwritten digits to read
 resume = False            # True: go on with the run cut short in out_dir, after its last epoch
 
 # %% [markdown]
-# The package checks the values, as in lesson one.
+# The package checks the values, and the run owns `out_dir`, as in lesson one.
 
-# %%
+# %% tags=["setup"]
 import mnistlab_tools as tools
 
 tools.set_up_terminal()  # in a terminal: Ctrl-C ends in one line, and figures go to files
 settings = tools.settings_or_stop(globals(), lesson="handwriting")
-print(tools.describe(settings))
-figures = tools.Figures(settings.out_dir)
+print(settings)
+run = tools.Run(settings)  # this run and its folder, out_dir
 
 # %% [markdown]
 # ## Why a photo is not an MNIST digit
@@ -80,8 +80,7 @@ figures = tools.Figures(settings.out_dir)
 # The same MNIST files as lesson one's, found or downloaded the same way.
 
 # %%
-dataset_info = tools.DATASETS[settings.dataset]
-data_folder = tools.find_data(dataset_info, settings.data_dir, settings.sample, settings.mirror)
+data = tools.find_data(settings)
 
 # %% [markdown]
 # Lesson one's network and training functions come from `mnistlab_saved.py`,
@@ -102,16 +101,14 @@ from mnistlab_saved import (DigitNet, accuracy, fresh_network, one_cycle_adam,
 # The digits as tensors on the device, scaled as in lesson one.
 
 # %%
-train_set = dataset_info.torchvision_class(data_folder, train=True)
-test_set = dataset_info.torchvision_class(data_folder, train=False)
-on_sample = data_folder == tools.SAMPLE_DIR
+train_set = data.torchvision_class(data.folder, train=True)
+test_set = data.torchvision_class(data.folder, train=False)
 device, why = tools.pick_device(settings.device_name, settings.threads)
 print(tools.describe_device(device, why))
 mean, std = pixel_mean_and_std(train_set)
 train_images, train_labels = to_tensors(train_set, mean, std, device)
 test_images, test_labels = to_tensors(test_set, mean, std, device)
-print(f"{len(train_images):,} training digits and {len(test_images):,} test digits",
-      "from the committed sample" if on_sample else f"from {tools.readable(data_folder)}")
+print(f"{len(train_images):,} training digits and {len(test_images):,} test digits of {data}")
 
 # %% [markdown]
 # ## Other hands, other pens
@@ -189,10 +186,10 @@ def with_other_pens(batches):
 # %%
 torch.manual_seed(settings.seed)
 redrawn, redrawn_labels = next(with_other_pens([(train_images[:40], train_labels[:40])]))
-pens_shown = tools.digit_grid(redrawn[:, 0].cpu(), [str(label) for label in
+pens_shown = tools.image_grid(redrawn[:, 0].cpu(), [str(label) for label in
                                                     redrawn_labels.tolist()],
                               "A batch as the network sees it: 20 redrawn, 20 as they are")
-figures.show(pens_shown, "a_batch_with_other_pens")
+run.show(pens_shown, "a_batch_with_other_pens")
 
 # %% [markdown]
 # ## Training with other pens
@@ -208,12 +205,12 @@ figures.show(pens_shown, "a_batch_with_other_pens")
 # ([`benchmarks/other_writers.py`](benchmarks/other_writers.py)). Its
 # training state is saved as `handwriting_training.pt`, beside lesson one's.
 
-# %%
+# %% tags=["training"]
 model = fresh_network(settings.channels, settings.seed, device)
 steps_per_epoch = steps_in_an_epoch(train_images, settings.batch_size)
 optimizer, scheduler = one_cycle_adam(model, settings.lr, settings.epochs * steps_per_epoch)
-tools.note_unread_edits(settings, globals())  # a parameters cell run again, but not read yet
-with tools.TrainingRun(settings, model, optimizer, scheduler, train_images, steps_per_epoch) as run:
+settings.note_unread_edits(globals())  # a parameters cell run again, but not read yet
+with run.training(model, optimizer, scheduler, train_images, steps_per_epoch):
     for epoch in run.epochs():
         batches = shuffled_batches(train_images, train_labels, settings.batch_size)
         if settings.augment:
@@ -236,12 +233,13 @@ pens = {"as MNIST has it": test_images, "thinner": -brightest_nearby(-test_image
         "2 pixels thicker": brightest_nearby(test_images, 5),
         "70 % of the size": in_another_hand(test_images, 0, (0.7, 0.7), 0, 0)}
 networks = {"this lesson's": model}
-lesson_one = tools.checkpoint_path(settings.out_dir, "mnist")
+lesson_one = run.network_path("mnist")
 try:
     networks["lesson one's"] = tools.load_checkpoint(lesson_one, DigitNet, device)[0]
 except tools.CheckpointError:
     print(f"There is no network of lesson one's in {tools.readable(lesson_one)} to compare: "
-          f"run {tools.PYTHON} mnistlab.py{' --sample' * on_sample} first, with the same out_dir.")
+          f"run {tools.PYTHON} mnistlab.py{' --sample' * data.on_sample} first, with the same "
+          f"out_dir.")
 read_right = pd.DataFrame({name: {pen: accuracy(predict(network, images), test_labels)
                                   for pen, images in pens.items()}
                            for name, network in networks.items()})
@@ -261,21 +259,16 @@ print("Test digits read right, %:", read_right.round(2), sep="\n")
 # ## Saving the network
 #
 # The network is saved as `handwriting_cnn.pt` in `out_dir`, with how well
-# it did, as lesson one saves its own; a better one saved before is kept.
-# `predict.py` reads photos with this network when it is there.
+# it did, and loaded back, as lesson one saves its own; a better one saved
+# before is kept. `predict.py` reads photos with this network when it is
+# there.
 
-# %%
-checkpoint = tools.checkpoint_path(settings.out_dir, settings.network_name)
-test_accuracy = accuracy(predict(model, test_images), test_labels)
-if not run.learned:
-    print(f"Not saved: the network did not learn, and {tools.readable(checkpoint)} keeps what it "
-          f"had.")
-elif figures.can_save:
-    saved = tools.save_checkpoint(checkpoint, model, settings.channels, settings.dataset,
-                                  dataset_info.class_names, mean, std,
-                                  run.outcome(test_accuracy, on_sample))
-    if saved:
-        print(f"Saved the network to {tools.readable(saved)}")
+# %% tags=["save"]
+saved = run.save_network(data.class_names, mean, std, channels=settings.channels)
+if saved:
+    restored = run.load_network(DigitNet, device)
+    print(f"Loaded back into a fresh DigitNet, it scores "
+          f"{accuracy(predict(restored, test_images), test_labels):.2f} % on the test digits")
 
 # %% [markdown]
 # ## Preparing a photo
@@ -285,7 +278,7 @@ elif figures.can_save:
 #
 # 1. **Greyscale**, from 0 (black) to 1 (white), and turned upright if the
 #    phone stored it on its side. (`tools.prepare_photos`, which opens it,
-#    has shrunk it to at most `tools.MOST_PIXELS` pixels.)
+#    has shrunk it to at most a million pixels.)
 # 2. **Inverted** when the ink is darker than the paper: MNIST's digits are
 #    light strokes on black.
 # 3. **Paper removed**: the typical grey of the image (its median) becomes
@@ -379,7 +372,7 @@ elif settings.photos:
     probabilities = read_digits(model, digits, mean, std)
     for path, chances in zip(photos_read, probabilities, strict=True):
         print(f"{tools.readable(path)}: {tools.reading(chances)}")
-    figures.show(tools.readings_figure(digits, probabilities, photos_read), "your_digits")
+    run.show(tools.readings_figure(digits, probabilities, photos_read), "your_digits")
 
 # %% [markdown]
 # If the network still misreads your digit, look at the prepared image: a
@@ -389,8 +382,9 @@ elif settings.photos:
 # ## Result
 
 # %%
+test_accuracy = accuracy(predict(model, test_images), test_labels)
 print(f"Result: {run.seconds:.2f} s of training on {device}, test accuracy {test_accuracy:.2f} % "
-      f"on {len(test_labels):,} {'sample' if on_sample else 'MNIST'} test digits, "
+      f"on {len(test_labels):,} {data.name} test digits, "
       f"{'with' if settings.augment else 'without'} other pens")
 run.exit_if_interrupted()  # in a terminal, the exit status says that the run was cut short
 

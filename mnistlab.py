@@ -50,15 +50,16 @@ resume = False            # True: go on with the run cut short in out_dir, after
 # %% [markdown]
 # `mnistlab_tools/` holds what keeps the lesson robust but teaches nothing
 # about machine learning. It checks the values above: a typing mistake stops
-# the lesson now, in one line.
+# the lesson now, in one line. The run it starts owns `out_dir`: every
+# figure, the trained network and the training state are saved there.
 
-# %%
+# %% tags=["setup"]
 import mnistlab_tools as tools
 
 tools.set_up_terminal()  # in a terminal: Ctrl-C ends in one line, and figures go to files
 settings = tools.settings_or_stop(globals())  # the values above, the environment, the options
-print(tools.describe(settings))
-figures = tools.Figures(settings.out_dir)
+print(settings)
+run = tools.Run(settings)  # this run and its folder, out_dir
 
 # %% [markdown]
 # ## The data
@@ -69,8 +70,7 @@ figures = tools.Figures(settings.out_dir)
 # `dataset = "fashion"` swaps in Fashion-MNIST's ten kinds of clothing.
 
 # %%
-dataset_info = tools.DATASETS[settings.dataset]  # its name, class names, download addresses
-data_folder = tools.find_data(dataset_info, settings.data_dir, settings.sample, settings.mirror)
+data = tools.find_data(settings)  # where the files are, and what the dataset holds
 
 # %% [markdown]
 # PyTorch builds and trains the network; the other libraries draw and count.
@@ -89,21 +89,18 @@ from torch import nn
 # bytes (`data`, 0 to 255) and their labels (`targets`).
 
 # %%
-train_set = dataset_info.torchvision_class(data_folder, train=True)
-test_set = dataset_info.torchvision_class(data_folder, train=False)
-class_names, items = dataset_info.class_names, dataset_info.items
-on_sample = data_folder == tools.SAMPLE_DIR
-print(f"{len(train_set):,} training {items} and {len(test_set):,} test {items} of "
-      f"{dataset_info.name}",
-      "from the committed sample" if on_sample else f"from {tools.readable(data_folder)}")
+train_set = data.torchvision_class(data.folder, train=True)
+test_set = data.torchvision_class(data.folder, train=False)
+class_names, items = data.class_names, data.items
+print(f"{len(train_set):,} training {items} and {len(test_set):,} test {items} of {data}")
 
 # %% [markdown]
 # Before training anything, look at a few training images and their labels.
 
 # %%
 first_labels = [class_names[label] for label in train_set.targets[:30].tolist()]
-examples = tools.digit_grid(train_set.data[:30], first_labels, "Training images and their labels")
-figures.show(examples, "sample_digits")
+examples = tools.image_grid(train_set.data[:30], first_labels, "Training images and their labels")
+run.show(examples, "sample_digits")
 
 # %% [markdown]
 # ## Where to train: the device
@@ -111,9 +108,9 @@ figures.show(examples, "sample_digits")
 # A GPU trains much faster than a CPU, so `auto` takes the idle GPU with the
 # most free memory that PyTorch can run. Everything we build goes to `device`.
 
-# %%
+# %% tags=["device"]
 device, why = tools.pick_device(settings.device_name, settings.threads)
-print(tools.describe_device(device, why), *tools.short_report(), sep="\n")
+print(tools.describe_device(device, why))
 
 # %% [markdown]
 # ## The data as tensors
@@ -252,7 +249,7 @@ def one_cycle_adam(model, lr, total_steps):
 # over from the same fresh network. `probe` reads the test accuracy on 400
 # test digits ten times an epoch, for the learning curve.
 #
-# `tools.TrainingRun` does what a run on a real machine needs, none of it
+# `run.training` does what a run on a real machine needs, none of it
 # machine learning: a progress bar, and a line for each epoch's loss and
 # accuracy; Ctrl-C (or the notebook's Interrupt) ends training after the
 # current batch and keeps the network; a network that is not learning
@@ -260,7 +257,7 @@ def one_cycle_adam(model, lr, total_steps):
 # whole state in `out_dir`, from which `resume = True` goes on after a run
 # cut short. `docs/settings.md` says more.
 
-# %%
+# %% tags=["training"]
 model = fresh_network(settings.channels, settings.seed, device)
 steps_per_epoch = steps_in_an_epoch(train_images, settings.batch_size)
 optimizer, scheduler = one_cycle_adam(model, settings.lr, settings.epochs * steps_per_epoch)
@@ -270,8 +267,8 @@ def probe():  # the accuracy on a fixed 400 of the test digits
     return accuracy(predict(model, test_images[:400]), test_labels[:400])
 
 
-tools.note_unread_edits(settings, globals())  # a parameters cell run again, but not read yet
-with tools.TrainingRun(settings, model, optimizer, scheduler, train_images, steps_per_epoch) as run:
+settings.note_unread_edits(globals())  # a parameters cell run again, but not read yet
+with run.training(model, optimizer, scheduler, train_images, steps_per_epoch):
     for epoch in run.epochs():
         batches = shuffled_batches(train_images, train_labels, settings.batch_size)
         losses = train_one_epoch(model, optimizer, scheduler, run.watched(batches, epoch, probe))
@@ -290,7 +287,7 @@ with tools.TrainingRun(settings, model, optimizer, scheduler, train_images, step
 
 # %%
 curve = tools.learning_curve(run.history, steps_per_epoch)
-figures.show(curve, "learning_curve")
+run.show(curve, "learning_curve")
 
 # %% [markdown]
 # ## What the network sees
@@ -306,8 +303,8 @@ figures.show(curve, "learning_curve")
 # part is. Those 32 × 4 × 4 = 512 numbers are all the linear layer reads.
 
 # %%
-sees = tools.what_the_network_sees(model.features, test_images[0], class_names[test_labels[0]])
-figures.show(sees, "what_the_network_sees")
+sees = tools.what_the_network_sees(model, test_images[0], class_names[test_labels[0]])
+run.show(sees, "what_the_network_sees")
 
 # %% [markdown]
 # ## Which digits does it confuse? The confusion matrix
@@ -317,18 +314,19 @@ figures.show(sees, "what_the_network_sees")
 # of mistake. scikit-learn counts them, pandas names the rows and columns,
 # and seaborn draws the table.
 
-# %%
+# %% tags=["confusion"]
 predicted = predict(model, test_images)
 test_accuracy = accuracy(predicted, test_labels)
 noun = "digit" if settings.dataset == "mnist" else "class"
-confusion = pd.DataFrame(confusion_matrix(test_labels.cpu(), predicted.cpu(), labels=range(10)),
+confusion = pd.DataFrame(confusion_matrix(test_labels.cpu(), predicted.cpu(),
+                                          labels=range(len(class_names))),
                          index=pd.Index(class_names, name=f"Known {noun}"),
                          columns=pd.Index(class_names, name=f"Predicted {noun}"))
 table, table_axis = plt.subplots(figsize=(8, 6.5))
 sns.heatmap(confusion, annot=True, fmt="d", cmap="Blues", cbar=False, ax=table_axis)
 table_axis.set(title=f"Confusion matrix: {test_accuracy:.2f} % of {len(test_labels):,} "
                      f"test {items} right")
-figures.show(table, "confusion_matrix")
+run.show(table, "confusion_matrix")
 
 # %% [markdown]
 # The same counts, read per class: *precision* is how often a prediction of
@@ -351,34 +349,25 @@ print(f"{len(wrong)} of {len(test_labels):,} test {items} misclassified")
 if len(wrong):
     captions = [f"{class_names[test_set.targets[i]]} → {class_names[predicted[i]]}"
                 for i in wrong[:40].tolist()]
-    gallery = tools.digit_grid(test_set.data[wrong[:40]], captions,
+    gallery = tools.image_grid(test_set.data[wrong[:40]], captions,
                                f"Misclassified test {items} (known → predicted)", color="firebrick")
-    figures.show(gallery, "misclassified_digits")
+    run.show(gallery, "misclassified_digits")
 
 # %% [markdown]
 # ## Saving the network and loading it back
 #
 # A trained network is its weights: `state_dict()` holds them by name. The
-# checkpoint keeps them with what it takes to use them again (the width, the
-# class names, the pixels' mean and std) and how well the network did, so
-# that a better network saved before is never replaced by a lesser one.
-# Loaded into a fresh network, the weights must give the same accuracy.
+# run saves them in `out_dir` with what it takes to use them again (the
+# arguments that build a `DigitNet` of that width, the class names, the
+# pixels' mean and std) and how well the network did, so that a better
+# network saved before is never replaced by a lesser one. Loaded into a
+# fresh network, the weights must give the same accuracy.
 
-# %%
-checkpoint = tools.checkpoint_path(settings.out_dir, settings.network_name)
-saved = None
-if not run.learned:
-    print(f"Not saved: the network did not learn, and {tools.readable(checkpoint)} keeps what it "
-          f"had.")
-elif figures.can_save:
-    saved = tools.save_checkpoint(checkpoint, model, settings.channels, settings.dataset,
-                                  class_names, mean, std, run.outcome(test_accuracy, on_sample))
+# %% tags=["save"]
+saved = run.save_network(class_names, mean, std, channels=settings.channels)
 if saved:
-    try:
-        restored, _ = tools.load_checkpoint(saved, DigitNet, device)
-    except tools.CheckpointError as error:
-        tools.stop(str(error))
-    print(f"Saved the network to {tools.readable(saved)}; loaded back, it scores "
+    restored = run.load_network(DigitNet, device)
+    print(f"Loaded back into a fresh DigitNet, it scores "
           f"{accuracy(predict(restored, test_images), test_labels):.2f} % on the test {items}")
 
 # %% [markdown]
@@ -388,7 +377,7 @@ if saved:
 
 # %%
 print(f"Result: {run.seconds:.2f} s of training on {device}, test accuracy {test_accuracy:.2f} % "
-      f"on {len(test_labels):,} {'sample' if on_sample else dataset_info.name} test {items}")
+      f"on {len(test_labels):,} {data.name} test {items}")
 run.exit_if_interrupted()  # in a terminal, the exit status says that the run was cut short
 
 # %% [markdown]
@@ -403,18 +392,18 @@ run.exit_if_interrupted()  # in a terminal, the exit status says that the run wa
 # weights; batch normalisation has a scale and an offset per map; the
 # linear layer has a weight for each input and digit, and a bias per digit.
 
-# %%
+# %% tags=["exercise"]
 weights_of_a_narrower_network = None  # a whole number
-tools.check_weights(weights_of_a_narrower_network, DigitNet)
+tools.check_exercise(1, weights_of_a_narrower_network, DigitNet)
 
 # %% [markdown]
 # **2.** Each 5 × 5 convolution takes 4 pixels off the image's height and
 # width, and each pooling halves them. What shape would `model.features`
 # give for one image of 32 × 32 pixels, such as CIFAR-10's?
 
-# %%
+# %% tags=["exercise"]
 shape_of_32_by_32_features = None  # (maps, height, width)
-tools.check_shape(shape_of_32_by_32_features, model.features)
+tools.check_exercise(2, shape_of_32_by_32_features, model.features)
 
 # %% [markdown]
 # **3.** Before its first step, the network knows nothing and gives each of
@@ -422,29 +411,29 @@ tools.check_shape(shape_of_32_by_32_features, model.features)
 # logarithm of the probability it gives the right digit. What loss does the
 # learning curve start at? (`math.log` is the natural logarithm.)
 
-# %%
+# %% tags=["exercise"]
 loss_before_training = None  # a number
-tools.check_first_loss(loss_before_training, run.history)
+tools.check_exercise(3, loss_before_training, run.history)
 
 # %% [markdown]
 # **4.** Which mistake did your network make most often? Read it from the
 # confusion matrix, as (known, predicted).
 
-# %%
+# %% tags=["exercise"]
 most_frequent_mistake = None  # for example ("7", "2")
-tools.check_most_frequent_mistake(most_frequent_mistake, confusion)
+tools.check_exercise(4, most_frequent_mistake, confusion)
 
 # %% [markdown]
 # **5.** Write `accuracy` yourself: the percentage of predictions that are
 # right, as a Python number. `predicted == known` compares two tensors
 # element by element.
 
-# %%
+# %% tags=["exercise"]
 def my_accuracy(predicted, known):
     return None  # your code here
 
 
-tools.check_accuracy(my_accuracy)
+tools.check_exercise(5, my_accuracy)
 
 # %% [markdown]
 # ## Where to go next
@@ -457,3 +446,5 @@ tools.check_accuracy(my_accuracy)
 # - A harder problem with the same code: `dataset = "fashion"`.
 # - Watch training in TensorBoard with `tensorboard = True` (`docs/beyond.md`).
 # - Read photos of your own handwriting: lesson two, `handwriting.py`.
+# - Train on a folder of your own labelled images, with a network of your
+#   own: `docs/your-own-images.md` shows the few lines that change.

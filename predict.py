@@ -15,27 +15,21 @@ from pathlib import Path
 
 import mnistlab_tools as tools
 
-# The lesson's own settings, checked the same way: --out-dir (MNISTLAB_OUT_DIR), --device
-# (MNISTLAB_DEVICE).
-SETTINGS = [tools.SETTING["out_dir"], tools.SETTING["device_name"]]
-
-
 def read_options(arguments, environment):
-    """The photos, the checkpoint and the device, from the command line and MNISTLAB_* variables;
+    """The photos, the checkpoint and the device, from the command line and MNISTLAB_* variables,
+    checked as the lessons check them (--out-dir, MNISTLAB_OUT_DIR; --device, MNISTLAB_DEVICE);
     a wrong one stops with one line."""
-    defaults = {setting.name: setting.default for setting in SETTINGS}
-    try:
-        values, origins = tools.starting_values(SETTINGS, defaults, environment)
-        parser = tools.settings_parser(f"{tools.PYTHON} predict.py", __doc__.splitlines()[0],
-                                       SETTINGS, values)
+
+    def photos_and_checkpoint(parser):
         parser.add_argument("photos", nargs="+", type=Path, metavar="PHOTO",
                             help="photos or scans of one handwritten digit each (PNG, JPEG)")
         parser.add_argument("--checkpoint", type=Path, default=None,
                             help="the network saved by a lesson (default: handwriting_cnn.pt "
                             "in the output folder, else mnist_cnn.pt)")
-        return tools.parse(parser, values, origins, arguments)
-    except tools.SettingsError as error:
-        tools.stop(f"{error}. Run {tools.PYTHON} predict.py --help to see how to use it.")
+
+    return tools.program_settings(f"{tools.PYTHON} predict.py", __doc__.splitlines()[0],
+                                  ["out_dir", "device_name"], arguments, environment,
+                                  photos_and_checkpoint)
 
 
 # The networks predict.py looks for in the output folder, best for handwriting first, and what
@@ -48,7 +42,7 @@ NETWORKS = (("handwriting", "lesson two's, trained with other pens"),
 def best_network(out_dir):
     """(path, what it is) of the best network for handwriting saved in out_dir."""
     for name, what in NETWORKS:
-        path = tools.checkpoint_path(out_dir, name)
+        path = tools.network_path(out_dir, name)
         if path.exists():
             return path, what
     tools.stop(f"There is no trained network in {tools.readable(out_dir)}: run "
@@ -63,11 +57,11 @@ def read_photos(paths, checkpoint, device, what=""):
     from mnistlab_saved import DigitNet, prepare_digit, read_digits
 
     model, saved = tools.load_checkpoint(checkpoint, DigitNet, device)
-    if saved["dataset"] != "mnist":
+    if saved["class_names"] != [str(digit) for digit in range(10)]:
         raise tools.CheckpointError(
-            f"{tools.readable(checkpoint)} was trained on {saved['dataset']}, whose classes are "
-            f"{', '.join(saved['class_names'][:3])}, …, not digits: name the MNIST network, "
-            f"{tools.readable(tools.checkpoint_path(Path(checkpoint).parent, 'mnist'))}")
+            f"{tools.readable(checkpoint)} tells apart {', '.join(saved['class_names'][:3])}, "
+            f"…, not digits: name the MNIST network, "
+            f"{tools.readable(tools.network_path(Path(checkpoint).parent, 'mnist'))}")
     digits, paths_read = tools.prepare_photos(paths, prepare_digit)
     which = f" ({what})" if what else ""
     print(f"Reading with {tools.readable(checkpoint)}{which}: {tools.network_record(saved)}.")
@@ -76,9 +70,6 @@ def read_photos(paths, checkpoint, device, what=""):
 
 def main(arguments=None, environment=os.environ):
     options = read_options(arguments, environment)
-    missing = tools.missing_requirements()
-    if missing:  # better said in a line than as an ImportError
-        tools.stop(tools.install_advice(missing))
     checkpoint, what = ((options.checkpoint, "") if options.checkpoint
                         else best_network(options.out_dir))
     device, _ = tools.pick_device(options.device_name)
@@ -88,8 +79,8 @@ def main(arguments=None, environment=os.environ):
         tools.stop(str(error))
     for path, chances in zip(paths_read, probabilities, strict=True):
         print(f"{tools.readable(path)}: {tools.reading(chances)}")
-    figures = tools.Figures(checkpoint.parent)
-    figures.show(tools.readings_figure(digits, probabilities, paths_read), "your_digits")
+    tools.show(tools.readings_figure(digits, probabilities, paths_read),
+               Path(checkpoint).parent / "your_digits.png")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def main():
         else:  # both staged: they must agree, and jupytext says where they do not
             run(*jupytext, "--sync", "--pre-commit-mode", script, notebook)
         run("git", "add", script, notebook)
-    run(sys.executable, "-m", "mnistlab_tools.export")
+    run(sys.executable, str(REPOSITORY / ".hooks" / "export.py"))
     run("git", "add", "mnistlab_saved.py")
 
 

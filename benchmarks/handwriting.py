@@ -122,8 +122,7 @@ def pens_figure(train_set, test_set, mean, std, path):
     figure.suptitle("The same digit with other pens, read by a network trained on MNIST's pen "
                     "only, and by one trained\nwith other pens too (red: read wrong)")
     figure.subplots_adjust(hspace=0.55, top=0.88, bottom=0.1)
-    if tools.save_file(path, lambda target: figure.savefig(target, format="png", dpi=100)):
-        print(f"Saved {path}")
+    tools.show(figure, path)
 
 
 def option_parser():

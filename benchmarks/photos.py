@@ -35,9 +35,9 @@ def main():
         for index in range(options.photos):
             paths.append(folder / f"photo_{index}.jpg")
             photo_of(digits[index % len(digits)], seed=index).save(paths[-1], quality=80)
-        checkpoint = tools.checkpoint_path(folder, "mnist")
-        tools.save_checkpoint(checkpoint, mnistlab_saved.DigitNet(), 16, "mnist",
-                              tools.DATASETS["mnist"].class_names, 0.1307, 0.3081)
+        checkpoint = tools.network_path(folder, "mnist")
+        tools.save_network(checkpoint, mnistlab_saved.DigitNet(), {"channels": 16},
+                           [str(digit) for digit in range(10)], 0.1307, 0.3081)
         start = time.perf_counter()
         subprocess.run([sys.executable, str(REPO / "predict.py"), "--checkpoint", str(checkpoint),
                         *map(str, paths)], check=True, capture_output=True)

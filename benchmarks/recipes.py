@@ -75,7 +75,7 @@ def synchronize(device):
 
 def probed(batches, model, test_images, test_labels, steps_per_epoch):
     """The batches, with the test accuracy read on the lesson's 400 test digits before some of
-    them, as its TrainingRun reads it for the learning curve."""
+    them, as its Run reads it for the learning curve."""
     readings = tools.probe_batches(steps_per_epoch)
     for number, batch in enumerate(batches):
         if number in readings:
@@ -142,10 +142,9 @@ def lesson_two_parser(description):
 
 
 def lesson_settings(lesson, options=""):
-    """A lesson's settings (lesson: a key of tools.LESSONS): the values of its parameters cell,
+    """A lesson's settings (lesson: mnistlab or handwriting): the values of its parameters cell,
     as the package declares them (a test keeps the cells equal to it), then these options."""
-    cell = {setting.name: setting.default for setting in tools.settings_of(tools.LESSONS[lesson])}
-    return tools.read_settings(cell, shlex.split(options), {}, lesson)
+    return tools.read_settings(None, shlex.split(options), {}, lesson)
 
 
 def train_original(data_root, device, seed, max_epochs, target):

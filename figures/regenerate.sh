@@ -12,7 +12,7 @@ if [ ! -f data/MNIST/raw/train-images-idx3-ubyte ]; then
 fi
 # The notebooks, Run All on full MNIST with the default settings; their figures are the pages'.
 unset $(compgen -e | grep '^MNISTLAB_' || true)
-"$python" -m mnistlab_tools.export
+"$python" .hooks/export.py
 .venv/bin/jupytext --update --to ipynb mnistlab.py handwriting.py  # the scripts are the source
 # Run in a fresh folder of the lesson's files, as a learner's clone is, so that the stored outputs
 # show the defaults (outputs/, data/) and this repository's own paths, and nothing here changes.

@@ -205,7 +205,7 @@ def sample_instead(info, raw_dir, error, mirrors):
     return SAMPLE_DIR
 
 
-def find_data(info, data_dir, sample, mirror=""):
+def data_folder(info, data_dir, sample, mirror=""):
     """The folder to read the dataset from: data_dir, once its files are there and whole, or the
     sample.
 
@@ -218,6 +218,40 @@ def find_data(info, data_dir, sample, mirror=""):
         return whole_data(info, data_dir, mirror)
     except OSError as error:
         return sample_instead(info, info.raw_folder(data_dir), error, info.addresses(mirror))
+
+
+@dataclass(frozen=True)
+class Data:
+    """The dataset a lesson reads, found: torchvision's class for it, the folder to read it
+    from, its class names and what one of its images is called. Printed, it says which dataset
+    and where from."""
+
+    info: DatasetInfo
+    folder: Path
+
+    @property
+    def on_sample(self):
+        return self.folder == SAMPLE_DIR
+
+    @property
+    def name(self):
+        """What its test images are, in a result line: "sample", or the dataset's name."""
+        return "sample" if self.on_sample else self.info.name
+
+    torchvision_class = property(lambda self: self.info.torchvision_class)
+    class_names = property(lambda self: self.info.class_names)
+    items = property(lambda self: self.info.items)
+
+    def __str__(self):
+        where = "the committed sample" if self.on_sample else readable(self.folder)
+        return f"{self.info.name} from {where}"
+
+
+def find_data(settings):
+    """The dataset the settings name, found (data_folder): in data_dir, downloaded there once,
+    or the sample."""
+    info = DATASETS[settings.dataset]
+    return Data(info, data_folder(info, settings.data_dir, settings.sample, settings.mirror))
 
 
 def whole_data(info, data_dir, mirror):

@@ -1,17 +1,31 @@
-"""Where to train: the device PyTorch can use, of several GPUs the idle one with the most free
-memory that this PyTorch can run, set up so that the same seed gives the same result."""
+"""The device: where to train (auto takes the idle GPU with the most free memory that this
+PyTorch can run, else MPS, else the CPU), set up so that a seed repeats; whether the training
+fits in the device's memory, and a plain line where it does not; and the lesson's few lines on
+this machine."""
 
+import contextlib
+import copy
+import gc
 import os
 import re
 import subprocess
 import sys
+import traceback
 
 import torch
 
-from .builds import cannot_run, capability_text, runs_on
-from .cluster import usable_cores
 from .console import PYTHON, stop
-from .doctor import driver_cuda_version, nvidia_smi
+from .doctor import (
+    cannot_run,
+    capability_text,
+    cluster_lines,
+    driver_cuda_version,
+    nvidia_smi,
+    python_line,
+    pytorch_line,
+    runs_on,
+    usable_cores,
+)
 
 STARTING_THREADS = torch.get_num_threads()  # before the lesson sets any
 
@@ -179,8 +193,100 @@ def repeatable_on_cuda():
 
 
 def describe_device(device, why):
+    """Where the lesson trains and why, then the lines of short_report."""
     if device.type == "cuda":
-        return f"Training on {device} ({torch.cuda.get_device_name(device)}): {why}"
-    if device.type == "cpu":
-        return f"Training on cpu with {torch.get_num_threads()} threads: {why}"
-    return f"Training on {device}: {why}"
+        where = f"Training on {device} ({torch.cuda.get_device_name(device)}): {why}"
+    elif device.type == "cpu":
+        where = f"Training on cpu with {torch.get_num_threads()} threads: {why}"
+    else:
+        where = f"Training on {device}: {why}"
+    return "\n".join([where, *short_report()])
+
+
+def training_bytes(model, images, batch_size):
+    """About how many bytes training `model` on batches of batch_size takes: its weights four
+    times (weights, gradients, Adam's two moments), and what a forward pass keeps for the
+    backward pass, twice (the maps, then their gradients), measured on a copy of the model with
+    these few images, on the CPU, and scaled to the batch."""
+    probe = copy.deepcopy(model).cpu().train()
+    weights = {parameter.data_ptr() for parameter in probe.parameters()}
+    kept = {}
+
+    def keep(tensor):
+        if tensor.data_ptr() not in weights:
+            kept[tensor.data_ptr(), tuple(tensor.shape)] = tensor.numel() * tensor.element_size()
+        return tensor
+
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+        probe(images.cpu().float()).sum().backward()
+    weight_bytes = sum(p.numel() * p.element_size() for p in probe.parameters())
+    return 4 * weight_bytes + 2 * sum(kept.values()) * batch_size // len(images)
+
+
+def available_memory():
+    """Bytes of memory that a new allocation may take on this machine, or None where unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def check_memory(model, images, batch_size):
+    """Stop with one line if training `model` on batches of batch_size of images like these would
+    need more memory than their device has free: better now than an allocator's error halfway
+    through."""
+    device = images.device
+    needed = training_bytes(model, images, batch_size)
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else available_memory()
+    if free is not None and needed > free:
+        stop(f"this network trained on batches of {batch_size:,} needs about "
+             f"{needed / 2**30:.1f} GiB, and {device} has {free / 2**30:.1f} GiB free: use a "
+             f"smaller --channels or --batch-size")
+
+
+@contextlib.contextmanager
+def out_of_memory_stops(device, batch_size):
+    """Training and testing inside this end, if the device runs out of memory, with one line
+    that says how much was free and what to try; the memory the failed step held is given back,
+    so that in a kernel the next run goes on without a restart."""
+    message = None
+    try:
+        yield
+    except RuntimeError as error:  # torch.OutOfMemoryError is one, and MPS's error too
+        if "out of memory" not in str(error).lower():
+            raise
+        traceback.clear_frames(error.__traceback__)  # their tensors go with them
+        message = f"{device} ran out of memory with batches of {batch_size:,}"
+        if device.type == "cuda":
+            free, total = torch.cuda.mem_get_info(device.index or 0)
+            message += (f" ({free / 2**30:.1f} of {total / 2**30:.1f} GiB free now). Try a "
+                        f"smaller --batch-size, another GPU (--device cuda:N), or nvidia-smi to "
+                        f"see who holds its memory.")
+        else:
+            message += ". Try a smaller --batch-size or --channels."
+    if message:  # outside the except block, so that no traceback keeps the tensors alive
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        elif device.type == "mps":
+            torch.mps.empty_cache()
+        stop(message)
+
+
+def short_report():
+    """Three lines for the lesson's device cell: the Python, the PyTorch, and the GPUs it sees
+    (without asking each for its memory); on a Slurm cluster outside a job, a fourth that says
+    this is a login node, or a node beside your job. The doctor says more."""
+    if accelerator_type() == "cuda":
+        names = [torch.cuda.get_device_name(index) for index in range(torch.cuda.device_count())]
+        gpus = f"GPUs visible to PyTorch: {len(names)} ({', '.join(sorted(set(names)))})"
+        if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+            gpus += f", as CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r} allows"
+    elif accelerator_type() is not None:
+        gpus = f"GPU: {accelerator_type()}, through PyTorch's {accelerator_type()} backend"
+    else:
+        gpus = "GPUs: none that PyTorch can use; the lesson trains on the CPU"
+    outside_a_job = [] if os.environ.get("SLURM_JOB_ID") else cluster_lines()
+    return [python_line(), pytorch_line(""), gpus, *outside_a_job]

@@ -1,28 +1,249 @@
-"""The doctor's report: what this machine offers the lesson, each problem with what to do, in a
-block to paste when asking for help (python mnistlab.py --doctor).
-
-Standard library only, and PyTorch is never imported: the report comes at once, and it comes in
-a Python that lacks PyTorch or any other requirement, where it is needed most.
-"""
+"""The doctor (--doctor): what this machine offers the lesson, said without PyTorch where it can
+be: the Python, the PyTorch build and which GPUs and drivers it runs (the builds table), the GPUs
+nvidia-smi sees, a Slurm job's share of the machine or a login node, the data, the free space,
+and what is missing and how to install it. Standard library only."""
 
 import importlib.metadata
 import importlib.util
 import os
 import re
 import shutil
+import socket
 import sys
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from .builds import (CPU, build_for, capability_of, capability_text, cannot_run,
-                     install_command, install_sentence, installed_build, major,
-                     no_build_reason)
-from .cluster import cluster_lines, usable_cores
 from .console import answer_of, display, printable, readable
 from .data import DATASETS, IDX_FILES
 from .files import HERE, what_is_at
+
+INDEX = "https://download.pytorch.org/whl/"
+
+
+@dataclass(frozen=True)
+class Build:
+    index: str  # its folder on PyTorch's index; "" for pip's default, which requirements.txt gets
+    cuda: str  # the CUDA version it is built for
+    kernels: tuple  # torch.cuda.get_arch_list() as that build prints it
+    pins: str = "torch torchvision"  # what to install from its index
+    release: str = ""  # where only an older release has this build
+
+    def describe(self):
+        older = f" of PyTorch {self.release}, the newest release that has one" if self.release \
+            else ""
+        return f"the build for CUDA {self.cuda}{older} ({kernels_text(self.kernels)})"
+
+
+# Newest first: the first that runs on a machine is the one to install. From PyTorch's release
+# matrix (RELEASE.md, "PyTorch CUDA Support Matrix", releases 2.12 to 2.14, and 2.7 for CUDA
+# 11.8); the default build's list is checked against the installed one by tests/test_builds.py.
+BUILDS = (
+    Build("", "13.0", ("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120")),
+    Build("cu126", "12.6", ("sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90")),
+    Build("cu118", "11.8", ("sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"),
+          pins="torch==2.7.1 torchvision==0.22.1", release="2.7.1"),
+)
+CPU = Build("cpu", "", ())
+
+
+def major(version):
+    return int(version.split(".")[0])
+
+
+def capability_of(text):
+    """(major, minor) from nvidia-smi's "7.0", or None where it says something else."""
+    parts = text.strip().split(".")
+    return (int(parts[0]), int(parts[1])) if len(parts) == 2 and all(
+        part.isdigit() for part in parts) else None
+
+
+def capability_text(capability):
+    return f"{capability[0]}.{capability[1]}"
+
+
+def architecture(kernel):
+    """(kind, (major, minor)) of a kernel name: "sm_86" → ("sm", (8, 6)), "compute_120" →
+    ("compute", (12, 0)); None for a name that is not one."""
+    kind, _, number = kernel.partition("_")
+    return (kind, divmod(int(number), 10)) if number.isdigit() else None
+
+
+def runs_on(kernels, capability):
+    """Whether a build with these kernels runs on a GPU of this (major, minor) capability: code
+    for an architecture (sm_70) runs on later GPUs of its major version (7.2), and PTX
+    (compute_120) is compiled for any later GPU as the program starts."""
+    for kind, built in filter(None, map(architecture, kernels)):
+        if kind == "sm" and built[0] == capability[0] and built[1] <= capability[1]:
+            return True
+        if kind == "compute" and built <= capability:
+            return True
+    return False
+
+
+def kernels_text(kernels):
+    """"compute capability 7.5 to 12.0", as a learner compares it with nvidia-smi's numbers."""
+    built = sorted(built for _, built in filter(None, map(architecture, kernels)))
+    if not built:
+        return "no GPU"
+    return f"compute capability {capability_text(built[0])} to {capability_text(built[-1])}"
+
+
+def installed_build(cuda):
+    """The table's build for the installed PyTorch's CUDA version, or None where the table does
+    not know that version (an older release's build)."""
+    return next((build for build in BUILDS if build.cuda == cuda), None)
+
+
+def build_for(driver_cuda, capabilities=()):
+    """The newest build that this driver runs and that has kernels for every GPU capability
+    given; CPU where there is no driver, or none does."""
+    for build in BUILDS:
+        if driver_cuda and major(driver_cuda) >= major(build.cuda) and all(
+                runs_on(build.kernels, capability) for capability in capabilities):
+            return build
+    return CPU
+
+
+def install_command(driver_cuda, capabilities=(), replacing=True):
+    """The command that puts the PyTorch this driver and these GPUs can run into a fresh .venv,
+    in place of the one there (replacing) or where there is none."""
+    fresh = ("rm -rf .venv && " if replacing else "") + "python3 -m venv .venv && "
+    fresh += ".venv/bin/pip install "
+    build = build_for(driver_cuda, capabilities)
+    if not build.index:
+        return fresh + "-r requirements.txt"
+    return (fresh + f"{build.pins} --index-url {INDEX}{build.index} && .venv/bin/pip install "
+            "-r requirements.txt")
+
+
+def cannot_run(kernels, built_cuda, driver_cuda, capability, others=()):
+    """A sentence saying that this build has no kernels for a GPU of this capability, and the
+    install of one that has for this driver (and for the `others` GPUs' capabilities too, where
+    one build has both); None where it runs."""
+    if runs_on(kernels, capability):
+        return None
+    said = (f"this PyTorch, built for CUDA {built_cuda}, has kernels for "
+            f"{kernels_text(kernels)} only, and this GPU's is {capability_text(capability)}")
+    wanted = [capability, *others]
+    if build_for(driver_cuda, wanted) is CPU:
+        wanted = [capability]
+    if build_for(driver_cuda, wanted) is not CPU:
+        return said + ". " + install_sentence(driver_cuda, wanted)
+    return said + ": " + no_build_reason(driver_cuda, capability)
+
+
+def install_sentence(driver_cuda, capabilities):
+    """The sentence that says which build to install, for this driver and these GPUs, and how."""
+    return (f"Install {build_for(driver_cuda, capabilities).describe()} into a fresh .venv: "
+            f"{install_command(driver_cuda, capabilities)}")
+
+
+def no_build_reason(driver_cuda, capability):
+    """Why no build runs here, when none does, and what to do instead."""
+    if not any(runs_on(build.kernels, capability) for build in BUILDS):
+        return (f"no PyTorch release the lesson supports has kernels for compute capability "
+                f"{capability_text(capability)}; train on the CPU")
+    driver = f"a driver for CUDA {driver_cuda}" if driver_cuda else "this driver"
+    return f"no build runs on it with {driver}; ask for a newer driver, or train on the CPU"
+
+
+GUIDE = "docs/cluster.md"
+SALLOC = "salloc --cpus-per-task=4 --mem=8G --time=1:00:00"  # and --gpus=1 for a GPU
+
+
+def usable_cores(environment=os.environ):
+    """The cores this process may use: taskset or a job's cgroup may allow fewer than the machine
+    has, and a Slurm job's CPUs may be fewer still where Slurm does not pin its tasks."""
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    given = job_cpus(environment)
+    return min(cores, given) if given else cores
+
+
+def job_cpus(environment):
+    """The CPUs a Slurm job gives each task, or None outside a job."""
+    per_task = environment.get("SLURM_CPUS_PER_TASK", "")
+    if per_task.isdigit():
+        return int(per_task)
+    on_node = re.match(r"\d+", environment.get("SLURM_JOB_CPUS_PER_NODE", ""))  # 4, or 4(x2)
+    return int(on_node.group()) if on_node and environment.get("SLURM_JOB_ID") else None
+
+
+def job_gpus(environment):
+    """The GPUs a Slurm job was given on this node, as Slurm numbers them ("0,1"), or ""."""
+    for name in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS"):
+        if environment.get(name, "").strip():
+            return environment[name].strip()
+    return ""
+
+
+def slurm(*command):
+    """What a Slurm command prints, or None where Slurm is not here or does not answer in 5 s."""
+    return answer_of(command, 5)
+
+
+def job_lines(environment):
+    """What the job this shell runs in was given, and what the lesson makes of it."""
+    job, host = environment["SLURM_JOB_ID"], socket.gethostname().split(".")[0]
+    node = environment.get("SLURMD_NODENAME")
+    if not node and host != environment.get("SLURM_JOB_NODELIST"):
+        # salloc's shell runs where salloc was typed, unless the site says otherwise
+        return [f"Slurm: this shell holds job {job}, but runs on {host}, not on "
+                f"the job's node {environment.get('SLURM_JOB_NODELIST', '?')}: what you start "
+                f"here runs on the login node. Run the lesson with srun, or first open a shell "
+                f"on the node with: srun --pty bash"]
+    cpus, gpus, threads = job_cpus(environment), job_gpus(environment), usable_cores(environment)
+    left, memory = (slurm("squeue", "-h", "-j", job, "-o", "%L %m") or "? ?").split()[:2]
+    given = [f"{cpus} CPU{'s' * (cpus != 1)}" if cpus else "? CPUs", f"{memory} of memory",
+             f"GPUs {gpus}" if gpus else "no GPU"]
+    lines = [f"Slurm job {job} ({environment.get('SLURM_JOB_NAME', '?')}) on node {node or host}: "
+             f"{', '.join(given)}; {left} left"]
+    on_cpu = f"on the CPU with up to {threads} thread{'s' * (threads != 1)}"
+    if gpus:
+        visible = environment.get("CUDA_VISIBLE_DEVICES", "")
+        lines.append(f"In this job the lesson trains on the job's GPU, cuda:0 "
+                     f"(CUDA_VISIBLE_DEVICES={visible!r}), where the GPU lines above show that "
+                     f"PyTorch can use it, and otherwise {on_cpu}")
+    else:
+        lines.append(f"In this job the lesson trains {on_cpu}: the job has no GPU (ask for one "
+                     f"with --gpus=1, on a partition that has them)")
+    return lines
+
+
+def outside_job_lines(host, environment):
+    """The doctor's lines where Slurm answers but this shell is in no job."""
+    mine = slurm("squeue", "--me", "-h", "-t", "RUNNING", "-w", host, "-o", "%i")
+    if mine:
+        job = mine.split()[0]
+        return [f"Slurm: your job {job} runs on this node ({host}), but this shell is outside "
+                f"it (an SSH session, as VS Code's): it has none of the job's variables, and "
+                f"may see more CPUs and GPUs than the job was given. Keep to the job's share "
+                f"(squeue -j {job} -o '%C %b' shows it; --threads and --device take it), or "
+                f"run inside the job with: srun --jobid {job} --overlap --pty bash"]
+    lines = [f"Slurm: {host} is a login node (Slurm answers, and this shell is in no job): edit "
+             f"and submit here, and train on a compute node. A shell there: {SALLOC} (add "
+             f"--gpus=1 for a GPU), then srun --pty bash; a batch job: sbatch "
+             f"slurm/train.sbatch. {GUIDE} says more"]
+    if environment.get("TERM_PROGRAM") == "vscode":
+        lines.append(f"Slurm: VS Code's server runs on this login node too, with its kernels: "
+                     f"connect VS Code to a compute node instead ({GUIDE})")
+    return lines
+
+
+def cluster_lines(environment=os.environ):
+    """The doctor's lines on Slurm, which the lesson's device cell prints too outside a job:
+    none where there is no cluster."""
+    if environment.get("SLURM_JOB_ID"):
+        return job_lines(environment)
+    if slurm("sinfo", "-h", "-o", "%P") is None:
+        return []
+    return outside_job_lines(socket.gethostname(), environment)
+
 
 REQUIREMENTS = HERE / "requirements.txt"
 

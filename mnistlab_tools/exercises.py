@@ -182,3 +182,12 @@ def accuracy_hint(predicted, known, expected, given):
         return (f"for {cases} it gives {given:g}, how many are right: divide by how many "
                 f"there are.")
     return f"for {cases} it gives {given!r}, where {expected:g} are right out of 100."
+
+
+def check_exercise(number, answer, *against):
+    """Check the answer to exercise `number` of lesson one against what the lesson made: 1, the
+    network class; 2, the network's features; 3, the run's history; 4, the confusion matrix; 5,
+    nothing (the answer is the learner's function)."""
+    checks = {1: check_weights, 2: check_shape, 3: check_first_loss,
+              4: check_most_frequent_mistake, 5: check_accuracy}
+    return checks[number](answer, *against)

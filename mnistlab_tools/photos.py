@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .checks import PHOTO_PROBLEMS
 from .console import readable, stop
 from .files import NotARegularFile, open_regular
+from .settings import PHOTO_PROBLEMS
 
 SMALLEST_PHOTO = 10  # pixels a side: anything smaller cannot show a digit's strokes
 

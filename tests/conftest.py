@@ -29,6 +29,7 @@ from torchvision import datasets
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools
+from mnistlab_tools.settings import SETTINGS
 
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     # The workers share the machine's cores: PyTorch's threads in each, and in every lesson and
@@ -89,7 +90,7 @@ def network_trained_on_sample(augment, seed=0, epochs=5):
     train, cpu = datasets.MNIST(tools.SAMPLE_DIR, train=True), torch.device("cpu")
     mean, std = saved.pixel_mean_and_std(train)
     images, labels = saved.to_tensors(train, mean, std, cpu)
-    default = {setting.name: setting.default for setting in tools.SETTINGS}
+    default = {setting.name: setting.default for setting in SETTINGS}
     model = saved.fresh_network(default["channels"], seed, cpu)
     steps_per_epoch = saved.steps_in_an_epoch(images, default["batch_size"])
     optimizer, scheduler = saved.one_cycle_adam(model, default["lr"], epochs * steps_per_epoch)

@@ -2,6 +2,7 @@
 terminal, a kernel fed cell by cell, papermill, a fresh clone, offline, as a user without rights."""
 
 import ast
+import importlib.util
 import os
 import queue
 import re
@@ -39,7 +40,7 @@ HANDWRITING = REPO / "handwriting.py"
 HANDWRITING_NOTEBOOK = REPO / "handwriting.ipynb"
 
 
-# Each lesson (a key of tools.LESSONS): its script and its notebook.
+# Each lesson (a key of mnistlab_tools.settings.LESSONS): its script and its notebook.
 PAIRS = {"mnistlab": (SCRIPT, NOTEBOOK), "handwriting": (HANDWRITING, HANDWRITING_NOTEBOOK)}
 
 
@@ -222,15 +223,16 @@ def lesson_parameters(notebook=NOTEBOOK):
 
 
 def training_run(out_dir, images=2000, *options, epochs=2, network=saved.DigitNet):
-    """A TrainingRun with the lesson's settings on the sample for `epochs`, saving into out_dir,
-    around a fresh network and blank images: for tests that drive its epochs by hand."""
+    """The training of a Run with the lesson's settings on the sample for `epochs`, saving into
+    out_dir, around a fresh network and blank images, as `with training_run(…) as run:`: for
+    tests that drive its epochs by hand."""
     settings = tools.read_settings(lesson_parameters(), ["--sample", "--epochs", str(epochs),
                                                          "--out-dir", str(out_dir), *options], {})
     torch.manual_seed(0)
     model, pictures = network(settings.channels), torch.zeros(images, 1, 28, 28)
     steps_per_epoch = saved.steps_in_an_epoch(pictures, settings.batch_size)
     optimizer, scheduler = saved.one_cycle_adam(model, settings.lr, epochs * steps_per_epoch)
-    return tools.TrainingRun(settings, model, optimizer, scheduler, pictures, steps_per_epoch)
+    return tools.Run(settings).training(model, optimizer, scheduler, pictures, steps_per_epoch)
 
 
 class Kernel:
@@ -259,13 +261,29 @@ class Kernel:
         self.manager.shutdown_kernel(now=True)
 
 
+def hook(name):
+    """A code generator of .hooks/ (export, parameters), loaded as the pre-commit hook runs it."""
+    spec = importlib.util.spec_from_file_location(name, REPO / ".hooks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def code_cells(script=SCRIPT):
+    """The sources of the lesson's code cells, in order, as the Interactive Window sends them."""
     return [cell.source for cell in jupytext.read(script).cells if cell.cell_type == "code"]
 
 
-def cell_index(phrase, cells=None):
-    """The position of the first code cell that holds `phrase`."""
-    return next(i for i, source in enumerate(cells or code_cells()) if phrase in source)
+def tagged(tag, script=SCRIPT):
+    """The positions, among code_cells, of the cells tagged `tag`: what a cell does, as the
+    lesson marks it (parameters, setup, device, training, confusion, save, exercise)."""
+    cells = [cell for cell in jupytext.read(script).cells if cell.cell_type == "code"]
+    return [i for i, cell in enumerate(cells) if tag in cell.metadata.get("tags", [])]
+
+
+def cell_index(tag, script=SCRIPT):
+    """The position of the first code cell tagged `tag`."""
+    return tagged(tag, script)[0]
 
 
 def figures_of_every_cell(environment):

@@ -1,5 +1,5 @@
-"""A better network is never lost: a run cut short, or trained on the sample, is saved beside a
-better one rather than over it, and says so in one line."""
+"""A better network is never lost: a run cut short, or trained on fewer images (the sample), is
+saved beside a better one rather than over it, and says so in one line."""
 
 import signal
 
@@ -9,8 +9,10 @@ from lesson_runs import StartedLesson
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools
+from mnistlab_tools.saved import why_lesser
 
-FULL = {"accuracy": 99.05, "data": "full", "complete": True}
+FULL = {"accuracy": 99.05, "complete": True, "training_images": 60_000}
+DIGITS = [str(digit) for digit in range(10)]
 
 
 def a_better_network(out_dir, trained_out_dir):
@@ -22,38 +24,38 @@ def a_better_network(out_dir, trained_out_dir):
 
 
 @pytest.mark.parametrize("outcome, replaces", [
-    ({"accuracy": 92.0, "data": "sample", "complete": True}, False),  # less data
-    ({"accuracy": 99.2, "data": "full", "complete": False}, True),  # cut, but measured better
-    ({"accuracy": 98.0, "data": "full", "complete": False}, False),  # cut, and worse
-    ({"accuracy": 97.0, "data": "full", "complete": True}, False),  # whole, and worse
-    ({"accuracy": 99.05, "data": "full", "complete": True}, True),  # whole, and as good
+    ({"accuracy": 92.0, "complete": True, "training_images": 2000}, False),  # less data
+    ({"accuracy": 99.2, "complete": False, "training_images": 60_000}, True),  # cut, but better
+    ({"accuracy": 98.0, "complete": False, "training_images": 60_000}, False),  # cut, and worse
+    ({"accuracy": 97.0, "complete": True, "training_images": 60_000}, False),  # whole, and worse
+    ({"accuracy": 99.05, "complete": True, "training_images": 60_000}, True),  # whole, as good
+    ({"accuracy": 99.5, "complete": True, "training_images": 70_000}, True),  # more data
 ])
 def test_a_lesser_network_is_told_from_a_better_one(outcome, replaces):
-    assert (tools.why_lesser(outcome, FULL) is None) == replaces
-    assert tools.why_lesser(outcome, None) is None  # nothing to lose
-    # A checkpoint of an earlier lesson records nothing: only a whole run on full data replaces it.
-    whole = outcome["complete"] and outcome["data"] == "full"
-    assert (tools.why_lesser(outcome, {}) is None) == whole
+    assert (why_lesser(outcome, FULL) is None) == replaces
+    assert why_lesser(outcome, None) is None  # nothing to lose
+    # A checkpoint of an earlier lesson records nothing: a whole run replaces it.
+    assert (why_lesser(outcome, {}) is None) == outcome["complete"]
 
 
 @pytest.mark.parametrize("outcome, name, why", [
-    ({"accuracy": 47.45, "data": "full", "complete": True}, "lower",
+    ({"accuracy": 47.45, "complete": True, "training_images": 60_000}, "lower",
      "since it scored lower on the same test set"),
-    ({"accuracy": 92.8, "data": "sample", "complete": True}, "sample",
-     "since it was trained on the small sample"),
+    ({"accuracy": 92.8, "complete": True, "training_images": 2000}, "fewer-images",
+     "since it was trained on fewer images"),
 ])
 def test_a_lesser_network_is_saved_beside_the_better_one(trained_out_dir, tmp_path, capsys,
                                                          monkeypatch, outcome, name, why):
     monkeypatch.chdir(tmp_path)
     before = a_better_network(tmp_path / "out", trained_out_dir)
-    path = tools.save_checkpoint(tmp_path / "out" / "mnist_cnn.pt", saved.DigitNet(), 16, "mnist",
-                                 [str(digit) for digit in range(10)], 0.13, 0.31, outcome)
+    path = tools.save_network(tmp_path / "out" / "mnist_cnn.pt", saved.DigitNet(),
+                              {"channels": 16}, DIGITS, 0.13, 0.31, outcome)
     assert path == tmp_path / "out" / f"mnist_cnn.{name}.pt" and path.exists()
     assert (tmp_path / "out" / "mnist_cnn.pt").read_bytes() == before
     said = capsys.readouterr().out
-    assert f"Kept out/mnist_cnn.pt (99.05 % on the full test set): this network " \
-           f"({outcome['accuracy']:.2f} %) is saved beside it as out/mnist_cnn.{name}.pt, " \
-           f"{why}" in said
+    assert f"Kept out/mnist_cnn.pt (99.05 % on its test set, trained on 60,000 images): this " \
+           f"network ({outcome['accuracy']:.2f} %) is saved beside it as " \
+           f"out/mnist_cnn.{name}.pt, {why}" in said
     assert f"mv out/mnist_cnn.{name}.pt out/mnist_cnn.pt" in said
     _, checkpoint = tools.load_checkpoint(path, saved.DigitNet, "cpu")
     assert checkpoint["outcome"] == outcome
@@ -68,6 +70,6 @@ def test_ctrl_c_never_replaces_a_better_network(trained_out_dir, tmp_path):
         status, rest, errors = lesson.finished()
     assert status == 130 and "Traceback" not in errors, errors
     assert (out_dir / "mnist_cnn.pt").read_bytes() == before
-    assert "Kept out/mnist_cnn.pt (99.05 % on the full test set)" in rest
+    assert "Kept out/mnist_cnn.pt (99.05 % on its test set, trained on 60,000 images)" in rest
     assert "saved beside it as out/mnist_cnn.cut-short.pt, since it was cut short" in rest
     assert "Saved the network to out/mnist_cnn.cut-short.pt" in rest

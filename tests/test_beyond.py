@@ -98,9 +98,8 @@ def test_predict_scales_the_pixels_with_the_saved_mean_and_std(trained_out_dir, 
     digits, _ = tools.prepare_photos([photo], saved.prepare_digit)
     for mean, std in [(checkpoint["mean"], checkpoint["std"]), (0.5, 0.1)]:
         path = tmp_path / f"mean {mean}.pt"
-        tools.save_checkpoint(
-            path, model, checkpoint["channels"], "mnist", checkpoint["class_names"], mean, std
-        )
+        tools.save_network(path, model, checkpoint["arguments"], checkpoint["class_names"], mean,
+                           std)
         _, probabilities, _ = predict.read_photos([photo], path, torch.device("cpu"))
         expected = (model(((digits - mean) / std)[:, None]).softmax(dim=1)).detach()
         assert torch.allclose(probabilities, expected, atol=1e-6)

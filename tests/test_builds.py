@@ -10,7 +10,9 @@ import torch
 from lesson_runs import fresh_clone, lesson_environment, offline
 from stand_ins import A100, GTX_1080_TI, K80, T4, V100, stand_in_nvidia_smi
 
-import mnistlab_tools as tools
+from mnistlab_tools.device import chosen_device, least_busy_gpu
+from mnistlab_tools.doctor import (BUILDS, capability_of, gpu_lines, gpus_seen, major, pytorch_line,
+                                   runs_on)
 from mnistlab_tools import device as device_module
 from mnistlab_tools import doctor
 
@@ -26,14 +28,14 @@ def server(tmp_path, monkeypatch):
         monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
         monkeypatch.setattr(doctor, "torch_build", lambda: built)
-        return tools.gpu_lines(tools.gpus_seen())
+        return gpu_lines(gpus_seen())
     return with_gpus
 
 
 def test_the_default_builds_kernels_are_those_the_installed_pytorch_lists():
-    if torch.version.cuda is None or tools.major(torch.version.cuda) != 13:
+    if torch.version.cuda is None or major(torch.version.cuda) != 13:
         pytest.skip(f"this PyTorch is built for CUDA {torch.version.cuda}, not pip's default")
-    assert tools.BUILDS[0].kernels == tuple(torch.cuda.get_arch_list())
+    assert BUILDS[0].kernels == tuple(torch.cuda.get_arch_list())
 
 
 @pytest.mark.parametrize("kernels, capability, runs", [
@@ -49,7 +51,7 @@ def test_the_default_builds_kernels_are_those_the_installed_pytorch_lists():
     (("sm_90", "compute_90"), (8, 6), False),
 ])
 def test_a_build_runs_on_a_gpu_with_kernels_for_its_architecture(kernels, capability, runs):
-    assert tools.runs_on(kernels, capability) is runs
+    assert runs_on(kernels, capability) is runs
 
 
 def test_a_v100_on_a_cuda_13_driver_is_told_to_install_the_cuda_12_build(server):
@@ -121,7 +123,7 @@ def test_on_a_mixed_server_the_fix_runs_on_every_gpu(server):
 
 def test_a_cpu_only_pytorch_beside_a_v100_gets_the_build_that_runs_on_it(server, monkeypatch):
     server("13.0", [V100], built=("2.14.1+cpu", None))
-    line = tools.pytorch_line(tools.gpus_seen())
+    line = pytorch_line(gpus_seen())
     assert "nvidia-smi sees a GPU" in line and line.endswith(
         f"{INDEX}cu126 && .venv/bin/pip install -r requirements.txt")
 
@@ -131,11 +133,11 @@ def cuda_server(server, monkeypatch):
     """PyTorch as it sees a server with these GPUs: their capabilities, names and memory."""
     def with_gpus(gpus, busy=()):
         server("13.0", gpus)
-        monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: list(tools.BUILDS[0].kernels))
+        monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: list(BUILDS[0].kernels))
         monkeypatch.setattr(torch.version, "cuda", "13.0")
         monkeypatch.setattr(torch.cuda, "device_count", lambda: len(gpus))
         monkeypatch.setattr(torch.cuda, "get_device_capability",
-                            lambda gpu: tools.capability_of(gpus[gpu].capability))
+                            lambda gpu: capability_of(gpus[gpu].capability))
         monkeypatch.setattr(torch.cuda, "get_device_name", lambda gpu: gpus[gpu].name)
         monkeypatch.setattr(device_module, "devices_here",
                             lambda: [f"cuda:{gpu}" for gpu in range(len(gpus))] + ["cpu"])
@@ -148,7 +150,7 @@ def cuda_server(server, monkeypatch):
 
 def test_auto_on_a_mixed_server_picks_the_gpu_this_build_runs_on(cuda_server):
     cuda_server([V100, T4])  # the V100 has more free memory, and no kernels in this build
-    name, why = tools.chosen_device("auto")
+    name, why = chosen_device("auto")
     assert name == "cuda:1"
     assert why == ("14.6 of 15.0 GiB free; passed over cuda:0, whose compute capability 7.0 "
                    "this PyTorch has no kernels for (.venv/bin/python mnistlab.py --doctor says "
@@ -157,7 +159,7 @@ def test_auto_on_a_mixed_server_picks_the_gpu_this_build_runs_on(cuda_server):
 
 def test_auto_with_only_gpus_this_build_cannot_run_trains_on_the_cpu(cuda_server):
     cuda_server([V100, GTX_1080_TI])
-    name, why = tools.chosen_device("auto")
+    name, why = chosen_device("auto")
     assert name == "cpu"
     assert why.startswith("PyTorch cannot use the GPUs here: this PyTorch, built for CUDA 13.0, "
                           "has kernels for compute capability 7.5 to 12.0 only, and this GPU's "
@@ -166,9 +168,9 @@ def test_auto_with_only_gpus_this_build_cannot_run_trains_on_the_cpu(cuda_server
 
 def test_naming_a_gpu_this_build_cannot_run_stops_with_the_fix(cuda_server, capsys):
     cuda_server([T4, V100])
-    assert tools.chosen_device("cuda:0") == ("cuda:0", "as asked")
+    assert chosen_device("cuda:0") == ("cuda:0", "as asked")
     with pytest.raises(SystemExit) as stopped:
-        tools.chosen_device("cuda:1")
+        chosen_device("cuda:1")
     assert stopped.value.code == 2
     message = capsys.readouterr().err.strip()
     assert len(message.splitlines()) == 1
@@ -181,9 +183,9 @@ def test_naming_a_gpu_this_build_cannot_run_stops_with_the_fix(cuda_server, caps
 def test_busy_and_unusable_gpus_are_both_passed_over():
     gib = 2**30
     memory = [(70 * gib, 80 * gib), (20 * gib, 80 * gib), (60 * gib, 80 * gib)]
-    assert tools.least_busy_gpu(memory, busy={1}, unusable={0: (7, 0)}) == 2
-    assert tools.least_busy_gpu(memory, busy={1, 2}, unusable={0: (7, 0)}) == 2  # all busy
-    assert tools.least_busy_gpu(memory, busy=set(), unusable={0: (7, 0), 1: (7, 0),
+    assert least_busy_gpu(memory, busy={1}, unusable={0: (7, 0)}) == 2
+    assert least_busy_gpu(memory, busy={1, 2}, unusable={0: (7, 0)}) == 2  # all busy
+    assert least_busy_gpu(memory, busy=set(), unusable={0: (7, 0), 1: (7, 0),
                                                               2: (6, 1)}) is None
 
 

@@ -25,7 +25,9 @@ from real_systems import Server, tmpfs
 from run_outputs import assert_plain_stop
 from slurm_cluster import SlurmCluster
 
-import mnistlab_tools as tools
+from mnistlab_tools.device import short_report
+from mnistlab_tools.doctor import cluster_lines, usable_cores
+from mnistlab_tools.run import STOP_SIGNALS
 
 # One worker runs these, and with them the one cluster: jobs of two would share the cores.
 pytestmark = pytest.mark.xdist_group("slurm")
@@ -151,10 +153,10 @@ def test_the_doctor_knows_a_job_a_node_with_your_job_and_a_login_node(slurm, clo
 
 def test_the_lesson_run_on_a_login_node_says_where_to_train(slurm, monkeypatch):
     monkeypatch.setenv("SLURM_CONF", slurm.environment["SLURM_CONF"])
-    *_, note = tools.short_report()  # what the lesson's device cell prints under its first line
+    *_, note = short_report()  # what the lesson's device cell prints under its first line
     assert note.startswith(f"Slurm: {slurm.node} is a login node") and "salloc" in note
     monkeypatch.setenv("SLURM_JOB_ID", "7")  # in a job, the device line says it all
-    assert len(tools.short_report()) == 3
+    assert len(short_report()) == 3
 
 
 def test_a_job_submitted_from_elsewhere_is_told_where_to_submit_it(slurm, clone, tmp_path):
@@ -415,7 +417,7 @@ def test_a_signal_ends_the_run_after_its_batch_with_a_status_for_the_batch_scrip
     assert ended.value.code == status
     assert signal.getsignal(number) == before  # given back as it was
     said = capsys.readouterr()
-    assert f"Stopped by {tools.STOP_SIGNALS[number]} in epoch {saved_epochs + 1} of 3" in said.out
+    assert f"Stopped by {STOP_SIGNALS[number]} in epoch {saved_epochs + 1} of 3" in said.out
     assert (tmp_path / "mnist_training.pt").exists() == (saved_epochs > 0)
     if status == 2:
         assert "the job's time ran out before epoch 1 finished" in said.err
@@ -431,21 +433,21 @@ def test_the_time_limit_warning_outside_training_leaves_the_run_alone():
 
 
 def test_the_cores_follow_the_jobs_share():
-    machine = tools.usable_cores({})
-    assert tools.usable_cores({"SLURM_JOB_ID": "7", "SLURM_CPUS_PER_TASK": "1"}) == 1
-    assert tools.usable_cores({"SLURM_JOB_ID": "7", "SLURM_JOB_CPUS_PER_NODE": "1(x2)"}) == 1
-    assert tools.usable_cores({"SLURM_JOB_CPUS_PER_NODE": "1"}) == machine  # no job: not ours
-    assert tools.usable_cores({"SLURM_JOB_ID": "7", "SLURM_CPUS_PER_TASK": "512"}) == machine
+    machine = usable_cores({})
+    assert usable_cores({"SLURM_JOB_ID": "7", "SLURM_CPUS_PER_TASK": "1"}) == 1
+    assert usable_cores({"SLURM_JOB_ID": "7", "SLURM_JOB_CPUS_PER_NODE": "1(x2)"}) == 1
+    assert usable_cores({"SLURM_JOB_CPUS_PER_NODE": "1"}) == machine  # no job: not ours
+    assert usable_cores({"SLURM_JOB_ID": "7", "SLURM_CPUS_PER_TASK": "512"}) == machine
 
 
 def test_a_shell_that_holds_a_job_on_the_login_node_is_told_to_use_srun():
-    (line,) = tools.cluster_lines({"SLURM_JOB_ID": "7", "SLURM_JOB_NODELIST": "gpu07"})
+    (line,) = cluster_lines({"SLURM_JOB_ID": "7", "SLURM_JOB_NODELIST": "gpu07"})
     assert "this shell holds job 7, but runs on " in line and "not on the job's node gpu07" in line
     assert line.endswith("srun --pty bash")
 
 
 def test_a_job_with_a_gpu_is_told_which_cuda_number_it_has():
-    lines = tools.cluster_lines({"SLURM_JOB_ID": "7", "SLURMD_NODENAME": "gpu07",
+    lines = cluster_lines({"SLURM_JOB_ID": "7", "SLURMD_NODENAME": "gpu07",
                                  "SLURM_JOB_NAME": "mnistlab", "SLURM_CPUS_PER_TASK": "4",
                                  "SLURM_JOB_GPUS": "2", "CUDA_VISIBLE_DEVICES": "0"})
     assert lines[0].startswith("Slurm job 7 (mnistlab) on node gpu07: 4 CPUs, ")

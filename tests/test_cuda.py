@@ -17,7 +17,7 @@ from lesson_runs import (
 from nbclient import NotebookClient
 from run_outputs import printed
 
-import mnistlab_tools as tools
+from mnistlab_tools.device import out_of_memory_stops
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="needs a CUDA GPU, which this machine does not have")
@@ -65,7 +65,7 @@ def test_the_same_seed_on_cuda_gives_the_same_result(tmp_path):
 def test_out_of_memory_on_the_gpu_is_one_line_and_the_memory_comes_back(capsys):
     device = torch.device("cuda:0")
     free, _ = torch.cuda.mem_get_info(device)
-    with pytest.raises(SystemExit) as stopped, tools.out_of_memory_stops(device, 128):
+    with pytest.raises(SystemExit) as stopped, out_of_memory_stops(device, 128):
         torch.empty(free // 4 * 2, dtype=torch.float32, device=device)  # twice what is free
     assert stopped.value.code == 2
     message = capsys.readouterr().err.strip()

@@ -23,7 +23,7 @@ from lesson_runs import (
     lesson_environment,
 )
 
-import mnistlab_tools
+from mnistlab_tools.settings import SETTINGS
 
 PAGES = ["README.md", "Readme_jupyter.md", "CONTRIBUTING.md", "sample/README.md",
          *sorted(str(page.relative_to(REPO)) for page in (REPO / "docs").glob("*.md"))]
@@ -256,7 +256,7 @@ def test_vscode_uses_the_venv_and_the_env_file_the_readme_shows():
     assert ignored.returncode == 0, ".env must stay out of git"
     example = (REPO / ".env.example").read_text()
     names = re.findall(r"^#? ?(MNISTLAB_\w+)=", example, re.M)
-    known = {setting.variable for setting in mnistlab_tools.SETTINGS}
+    known = {setting.variable for setting in SETTINGS}
     assert names and set(names) <= known
     assert "cp .env.example .env" in text_of("docs/settings.md")
 

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-import mnistlab_tools as tools
+from mnistlab_tools.exercises import (check_accuracy, check_first_loss, check_most_frequent_mistake,
+                                      check_shape, check_weights)
 from mnistlab_saved import DigitNet, accuracy
 
 # DigitNet(channels=8), counted by hand: 1 × 8 × 25 + 8 × 16 × 25 weights of the convolutions,
@@ -33,10 +34,10 @@ def confusion():
 
 def checks(confusion):
     """Each exercise's check, with what the lesson gives it besides the answer."""
-    return {1: lambda answer: tools.check_weights(answer, DigitNet),
-            2: lambda answer: tools.check_shape(answer, DigitNet(16).features),
-            3: lambda answer: tools.check_first_loss(answer, {"loss": [2.31, 2.2]}),
-            4: lambda answer: tools.check_most_frequent_mistake(answer, confusion)}
+    return {1: lambda answer: check_weights(answer, DigitNet),
+            2: lambda answer: check_shape(answer, DigitNet(16).features),
+            3: lambda answer: check_first_loss(answer, {"loss": [2.31, 2.2]}),
+            4: lambda answer: check_most_frequent_mistake(answer, confusion)}
 
 
 def test_each_untried_exercise_says_so(capsys, confusion):
@@ -47,7 +48,7 @@ def test_each_untried_exercise_says_so(capsys, confusion):
     def my_accuracy(predicted, known):
         return None  # your code here
 
-    assert told(capsys, tools.check_accuracy, my_accuracy).startswith(
+    assert told(capsys, check_accuracy, my_accuracy).startswith(
         "Exercise 5: not tried yet. Write the function's body")
 
 
@@ -115,18 +116,18 @@ def raises(predicted, known):
     (lambda predicted, known: "50 %", "it gives '50 %'; it should give a number"),
 ])
 def test_a_wrong_accuracy_gets_its_hint(capsys, function, hint):
-    line = told(capsys, tools.check_accuracy, function)
+    line = told(capsys, check_accuracy, function)
     assert line.startswith("Exercise 5: not yet. Hint: ") and hint in line, line
 
 
 def test_the_lessons_own_accuracy_is_right(capsys):
-    assert told(capsys, tools.check_accuracy, accuracy).startswith("Exercise 5: right. ")
+    assert told(capsys, check_accuracy, accuracy).startswith("Exercise 5: right. ")
 
 
 def test_the_check_of_the_shape_leaves_the_network_as_it_was():
     features = DigitNet(16).features.train()
     before = [tensor.clone() for tensor in features.state_dict().values()]
-    tools.check_shape((32, 5, 5), features)
+    check_shape((32, 5, 5), features)
     assert features.training
     assert all(torch.equal(a, b) for a, b in zip(before, features.state_dict().values(),
                                                   strict=True))

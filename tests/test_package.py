@@ -1,9 +1,9 @@
-"""mnistlab_tools as a package: small modules by concern, an import that changes nothing in the
-importing program, settings declared once, answers that come at once, a doctor that works where
-PyTorch is missing, and checks that read the real model and the real lesson."""
+"""mnistlab_tools as a package: rooms that import each other without a cycle, a few names that
+each load their room when first used, an import that changes nothing in the importing program,
+settings declared once, answers that come at once, a doctor that works where PyTorch is missing,
+and checks that read the real model and the real lesson."""
 
 import ast
-import importlib
 import json
 import re
 import subprocess
@@ -13,41 +13,35 @@ from pathlib import Path
 
 import pytest
 import torch
-from lesson_runs import PAIRS, REPO, SCRIPT, lesson_environment, lesson_parameters
+from lesson_runs import PAIRS, REPO, SCRIPT, hook, lesson_environment, lesson_parameters
 from run_outputs import assert_plain_stop
 from torch import nn
 from torchvision import datasets
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools
-from mnistlab_tools import export, parameters
+from mnistlab_tools.data import DATASETS
+from mnistlab_tools.device import training_bytes
+from mnistlab_tools.settings import LESSONS
 
 PACKAGE = REPO / "mnistlab_tools"
 MODULES = sorted(PACKAGE.glob("*.py"))
 
 
-def test_each_module_is_short_and_named_in_the_packages_docstring():
-    assert {path.stem for path in MODULES} >= {"console", "settings", "data", "device", "doctor",
-                                               "files", "figures", "training", "photos"}
-    for path in MODULES:
-        assert len(path.read_text().splitlines()) <= 300, path.name
-        if path.stem != "__init__":
-            assert f"    {path.stem} " in tools.__doc__, path.stem
+export, parameters = hook("export"), hook("parameters")
 
 
-def test_each_name_in_the_packages_table_is_defined_in_the_module_it_names():
-    assert set(tools.NAMES) <= {path.stem for path in MODULES}
-    for name, module in tools.MODULE_OF.items():
-        assert name in vars(importlib.import_module(f"mnistlab_tools.{module}")), (name, module)
-    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
-        tools.no_such_name  # noqa: B018
-    assert {"TrainingRun", "find_data"} <= set(dir(tools))
-
-
-def test_no_function_is_more_complex_than_grade_b():
-    ranked = subprocess.run([sys.executable, "-m", "radon", "cc", "-n", "C", str(PACKAGE)],
-                            capture_output=True, text=True, check=True)
-    assert ranked.stdout == "", ranked.stdout
+def test_each_name_the_package_offers_loads_and_an_unknown_one_is_named():
+    program = ("import sys, mnistlab_tools as tools\n"
+               "for name in tools.__all__:\n"
+               "    getattr(tools, name)\n"
+               "print(len(tools.__all__), sorted(dir(tools)) == sorted(tools.__all__))\n"
+               "tools.no_such_name\n")
+    finished = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True,
+                              text=True, timeout=120)
+    count, listed = finished.stdout.split()
+    assert 20 <= int(count) <= 30 and listed == "True", finished.stdout
+    assert "AttributeError" in finished.stderr and "no_such_name" in finished.stderr
 
 
 def package_imports(path):
@@ -82,9 +76,9 @@ def state():
 before = state()
 import mnistlab_tools as tools
 light = "torch" not in sys.modules
-for name in ("SETTINGS", "find_data", "pick_device", "Figures", "TrainingRun", "open_photo",
-             "load_checkpoint", "doctor_report"):
-    getattr(tools, name)  # every module loaded
+for name in ("settings_or_stop", "find_data", "pick_device", "show", "Run", "prepare_photos",
+             "load_checkpoint", "check_exercise"):
+    getattr(tools, name)  # every room loaded
 after = state()
 print(json.dumps({"before": before[:-1], "after": after[:-1], "light": light}))
 """
@@ -102,8 +96,9 @@ def test_importing_the_package_changes_nothing_in_the_importing_program(tmp_path
 
 def test_only_a_program_in_a_terminal_gets_the_quiet_ctrl_c(tmp_path):
     program = ("import signal, sys, mnistlab_tools as tools\ntools.set_up_terminal()\n"
-               "print(signal.getsignal(signal.SIGINT) is tools.end_at_once,"
-               " sys.excepthook is tools.end_quietly, sys.stdout.errors)\n"
+               "from mnistlab_tools.console import end_at_once, end_quietly\n"
+               "print(signal.getsignal(signal.SIGINT) is end_at_once,"
+               " sys.excepthook is end_quietly, sys.stdout.errors)\n"
                "import matplotlib\nprint(matplotlib.get_backend())")
     finished = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True,
                               env={**lesson_environment(tmp_path), "DISPLAY": ":0"}, text=True)
@@ -114,7 +109,7 @@ def test_only_a_program_in_a_terminal_gets_the_quiet_ctrl_c(tmp_path):
 def test_the_parameters_cells_and_the_settings_page_are_written_from_settings():
     for path, text in parameters.written().items():
         assert path.read_text(encoding="utf-8") == text, (
-            f"{path.name} is not up to date: run .venv/bin/python -m mnistlab_tools.parameters")
+            f"{path.name} is not up to date: run .venv/bin/python .hooks/parameters.py")
 
 
 def test_an_edited_parameters_cell_is_written_back_from_settings():
@@ -128,7 +123,7 @@ def test_an_edited_parameters_cell_is_written_back_from_settings():
 @pytest.mark.parametrize("lesson", PAIRS)
 def test_each_setting_is_assigned_in_the_parameters_cell_only(lesson):
     script, notebook = PAIRS[lesson]
-    names = tools.LESSONS[lesson].settings
+    names = LESSONS[lesson].settings
     assert list(lesson_parameters(notebook)) == list(names)  # as papermill finds them
     code = [cell.source for cell in export.jupytext.read(script).cells
             if cell.cell_type == "code"]
@@ -176,9 +171,9 @@ def test_the_doctor_runs_in_a_python_without_pytorch(tmp_path):
 
 
 def test_the_download_addresses_are_torchvisions():
-    for info in tools.DATASETS.values():
+    for info in DATASETS.values():
         assert list(info.mirrors) == info.torchvision_class.mirrors
-    assert tools.DATASETS["fashion"].class_names == datasets.FashionMNIST.classes
+    assert DATASETS["fashion"].class_names == datasets.FashionMNIST.classes
 
 
 class WiderNet(saved.DigitNet):
@@ -193,10 +188,10 @@ class WiderNet(saved.DigitNet):
 
 def test_the_memory_check_measures_the_model_itself(capsys):
     images = torch.zeros(4, 1, 28, 28)
-    narrow = tools.training_bytes(saved.DigitNet(16), images, 128)
-    wider = tools.training_bytes(WiderNet(16), images, 128)
+    narrow = training_bytes(saved.DigitNet(16), images, 128)
+    wider = training_bytes(WiderNet(16), images, 128)
     assert wider > 1.5 * narrow  # the first layer's maps, twice as many, dominate
-    assert tools.training_bytes(saved.DigitNet(16), images, 256) > 1.9 * narrow
+    assert training_bytes(saved.DigitNet(16), images, 256) > 1.9 * narrow
     weights = sum(p.numel() for p in saved.DigitNet(16).parameters()) * 4
     assert narrow > 4 * weights  # maps kept for the backward pass come on top of the weights
     with pytest.raises(SystemExit):

@@ -24,6 +24,11 @@ from lesson_runs import (
 )
 
 import mnistlab_tools as tools
+from mnistlab_tools.data import data_problems
+from mnistlab_tools.doctor import (build_for, driver_cuda_version, driver_line, free_space_line,
+                                   gpu_lines, gpus_seen, install_command)
+from mnistlab_tools.files import HERE, why_not_writable
+from mnistlab_tools.settings import SettingsError
 from benchmarks.photo_like import photo_of
 from mnistlab_tools import doctor
 
@@ -44,8 +49,8 @@ def test_spaces_left_around_a_folder_in_the_environment_are_not_part_of_it():
 
 def test_numbers_from_papermill_are_names_as_the_parameters_cell_types_them(tmp_path):
     settings = tools.read_settings({**CELL, "out_dir": 2024}, [], {})
-    assert settings.out_dir == tools.HERE / "2024"
-    with pytest.raises(tools.SettingsError, match="photos in the parameters cell: '.*7' is not "
+    assert settings.out_dir == HERE / "2024"
+    with pytest.raises(SettingsError, match="photos in the parameters cell: '.*7' is not "
                                                   "allowed: there is no such file"):
         handwriting_settings({**PHOTOS_CELL, "photos": 7}, [])
 
@@ -66,17 +71,17 @@ def test_photos_given_twice_are_all_read(tmp_path, monkeypatch):
 ])
 def test_a_photo_that_is_not_a_file_is_refused_in_the_settings(tmp_path, make, phrase):
     make(tmp_path / "photo.jpg")
-    with pytest.raises(tools.SettingsError, match=f"--photos: .*{phrase}"):
+    with pytest.raises(SettingsError, match=f"--photos: .*{phrase}"):
         handwriting_settings(PHOTOS_CELL, ["--photos", str(tmp_path / "photo.jpg")])
 
 
 def test_a_name_too_long_for_the_file_system_is_named_not_raised(tmp_path):
-    with pytest.raises(tools.SettingsError, match="unreachable .File name too long"):
+    with pytest.raises(SettingsError, match="unreachable .File name too long"):
         handwriting_settings(PHOTOS_CELL, ["--photos", str(tmp_path / TOO_LONG / "a.jpg")])
     settings = tools.read_settings(CELL, ["--data-dir", str(tmp_path / TOO_LONG)], {})
-    assert tools.data_problems(settings.data_dir / "MNIST" / "raw") == []
-    assert tools.free_space_line("data", settings.data_dir).startswith("Disk for the data")
-    assert tools.why_not_writable(tmp_path / TOO_LONG) == "File name too long"  # --out-dir
+    assert data_problems(settings.data_dir / "MNIST" / "raw") == []
+    assert free_space_line("data", settings.data_dir).startswith("Disk for the data")
+    assert why_not_writable(tmp_path / TOO_LONG) == "File name too long"  # --out-dir
 
 
 def test_the_doctor_looks_at_a_folder_you_may_not_enter_without_a_traceback(tmp_path):
@@ -123,9 +128,9 @@ def test_a_stand_in_nvidia_smi_that_prints_its_failure_is_not_taken_for_a_driver
                     "with the NVIDIA driver.\"\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    assert "answers, but not with a driver version" in tools.driver_line()
-    assert tools.gpus_seen() == []
-    assert tools.gpu_lines([]) == ["GPUs: none; the lesson trains on the CPU"]
+    assert "answers, but not with a driver version" in driver_line()
+    assert gpus_seen() == []
+    assert gpu_lines([]) == ["GPUs: none; the lesson trains on the CPU"]
 
 
 def stand_in_nvidia_smi(folder, header):
@@ -159,25 +164,25 @@ def test_the_doctor_gives_the_install_command_for_the_drivers_cuda(tmp_path, mon
     stand_in_nvidia_smi(tmp_path, header)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     monkeypatch.setattr(doctor, "torch_build", lambda: ("2.14.1+cu130", "13.0"))
-    command = tools.install_command(tools.driver_cuda_version())
+    command = install_command(driver_cuda_version())
     assert command.startswith("rm -rf .venv && python3 -m venv .venv && .venv/bin/pip install ")
     assert build in command and command.endswith("-r requirements.txt")
-    lines = tools.gpu_lines(tools.gpus_seen())
+    lines = gpu_lines(gpus_seen())
     assert lines[0].startswith("GPU 0 (nvidia-smi's numbering): NVIDIA A100-SXM4-40GB")
     assert lines[1:] == ([f"GPUs: PyTorch cannot use them: it is built for CUDA 13.0, and the "
                           f"driver supports CUDA {header.split()[-1]} at most. Install "
-                          f"{tools.build_for(tools.driver_cuda_version()).describe()} into a "
+                          f"{build_for(driver_cuda_version()).describe()} into a "
                           f"fresh .venv: {command}"] if driver_is_too_old else [])
-    said = tools.driver_line()
+    said = driver_line()
     assert said.startswith("NVIDIA driver 550.54.15, ") and "None" not in said
     assert ("which does not say which CUDA it supports" in said) == (driver_is_too_old is None)
 
 
 def test_without_nvidia_smi_the_doctor_offers_the_cpu_build(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi anywhere
-    assert tools.driver_cuda_version() is None
-    assert "whl/cpu" in tools.install_command(None)
-    assert tools.gpu_lines(tools.gpus_seen()) == ["GPUs: none; the lesson trains on the CPU"]
+    assert driver_cuda_version() is None
+    assert "whl/cpu" in install_command(None)
+    assert gpu_lines(gpus_seen()) == ["GPUs: none; the lesson trains on the CPU"]
 
 
 class WebPage(http.server.BaseHTTPRequestHandler):

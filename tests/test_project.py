@@ -10,9 +10,10 @@ import jupytext
 import nbformat
 import pytest
 import yaml
-from lesson_runs import PAIRS, REPO, SCRIPT, lesson_parameters
+from lesson_runs import PAIRS, REPO, lesson_parameters
 
-import mnistlab_tools
+from mnistlab_tools.doctor import install_command
+from mnistlab_tools.settings import LESSONS
 
 
 @pytest.mark.parametrize("lesson", PAIRS)
@@ -74,8 +75,8 @@ def test_the_readme_quick_start_is_two_commands_and_ci_runs_its_test_command():
     assert clone.startswith("git clone ") and clone.endswith("&& cd ~/mnistlab")
     assert doctor == "python3 mnistlab.py --doctor"  # which of the two installs, before either
     # The two installs are the doctor's own commands for those servers, then the lesson.
-    assert with_gpu == mnistlab_tools.install_command("13.0", replacing=False) + " && " + RUN
-    assert cpu_only == mnistlab_tools.install_command(None, replacing=False) + " && " + RUN
+    assert with_gpu == install_command("13.0", replacing=False) + " && " + RUN
+    assert cpu_only == install_command(None, replacing=False) + " && " + RUN
     for install_and_run in (with_gpu, cpu_only):
         assert "\n" not in install_and_run and install_and_run.startswith("python3 -m venv .venv")
         assert "-r requirements.txt" in install_and_run
@@ -98,36 +99,12 @@ def test_ruff_finds_nothing_in_any_python_file():
     assert finished.returncode == 0, finished.stdout + finished.stderr
 
 
-def test_the_lesson_stays_a_lesson():
-    """Lesson one is read in one sitting: at most 180 lines of code in its cells and 1,800 words
-    of prose, and the network defined in its first 160 lines."""
-    cells = jupytext.read(SCRIPT).cells
-    code = [
-        line
-        for cell in cells
-        if cell.cell_type == "code"
-        for line in cell.source.splitlines()
-        if line.strip() and not line.strip().startswith("#")
-    ]
-    assert len(code) <= 180, f"{len(code)} lines of code in the lesson's cells"
-    words = sum(len(cell.source.split()) for cell in cells if cell.cell_type == "markdown")
-    assert words <= 1800, f"{words} words of prose"
-    lines = SCRIPT.read_text().splitlines()
-    assert (
-        next(number for number, line in enumerate(lines, 1) if line.startswith("class DigitNet"))
-        <= 160
-    )
-    for path, _ in PAIRS.values():
-        source = path.read_text()
-        assert "import ast" not in source and "exec(" not in source, path.name
-
-
 @pytest.mark.parametrize("lesson", PAIRS)
 def test_the_parameters_cell_is_tagged_for_papermill_and_holds_plain_values(lesson):
     notebook = nbformat.read(PAIRS[lesson][1], as_version=4)
     (cell,) = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
     assert [line.split("=")[0].strip() for line in cell.source.splitlines()] == list(
-        mnistlab_tools.LESSONS[lesson].settings)
+        LESSONS[lesson].settings)
     assert lesson_parameters(PAIRS[lesson][1])["epochs"] == {"mnistlab": 1, "handwriting": 5}[
         lesson]  # lesson one is quick; lesson two's other hands take longer to learn
 

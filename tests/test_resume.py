@@ -59,7 +59,7 @@ class EditedNet(saved.DigitNet):
 
 def test_an_edited_network_is_named_not_a_state_dict_error(tmp_path, capsys):
     cut_after_epoch_one(tmp_path)
-    assert "other layers than DigitNet has now (was it edited?)" in resumed(
+    assert "other layers than EditedNet has now (was it edited?)" in resumed(
         tmp_path, capsys, network=EditedNet)
 
 

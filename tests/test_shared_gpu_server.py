@@ -24,6 +24,10 @@ from lesson_runs import (
 from run_outputs import assert_plain_stop
 
 import mnistlab_tools as tools
+from mnistlab_tools.device import busy_gpus, devices_here, least_busy_gpu, out_of_memory_stops
+from mnistlab_tools.doctor import download_line
+from mnistlab_tools.files import HERE
+from mnistlab_tools.settings import SettingsError
 
 
 def test_the_doctor_reports_what_this_machine_really_has(tmp_path):
@@ -37,7 +41,7 @@ def test_the_doctor_reports_what_this_machine_really_has(tmp_path):
     assert lines[0].startswith("mnistlab doctor: paste this block")
     line = {text.split(" ")[0].rstrip(":"): text for text in lines[1:]}
     assert line["Python"].startswith(f"Python {sys.version.split()[0]} at {sys.executable}")
-    expected_venv = os.path.realpath(sys.prefix) == os.path.realpath(tools.HERE / ".venv")
+    expected_venv = os.path.realpath(sys.prefix) == os.path.realpath(HERE / ".venv")
     assert ("(this repository's .venv)" in line["Python"]) == expected_venv
     assert line["PyTorch"].startswith(f"PyTorch {torch.__version__}, ")
     if torch.version.cuda:
@@ -61,12 +65,12 @@ def test_the_doctor_reports_what_this_machine_really_has(tmp_path):
 def test_the_doctor_finds_a_mirror_that_answers(mirror, monkeypatch):  # noqa: F811
     for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
         monkeypatch.delenv(name, raising=False)
-    assert tools.download_line("mnist", mirror) == f"Download address {mirror}: answers"
+    assert download_line("mnist", mirror) == f"Download address {mirror}: answers"
 
 
 def test_a_device_that_is_not_here_is_named_with_those_that_are(tmp_path, capsys):
     for name in ("cuda:3", "cuda", "mps"):
-        if name in tools.devices_here() or (name == "cuda" and torch.cuda.is_available()):
+        if name in devices_here() or (name == "cuda" and torch.cuda.is_available()):
             continue  # this machine has it
         with pytest.raises(SystemExit) as stopped:
             tools.pick_device(name)
@@ -76,17 +80,17 @@ def test_a_device_that_is_not_here_is_named_with_those_that_are(tmp_path, capsys
     # As a learner meets it: one line from the lesson, before any training.
     finished = run_lesson("--device", "cuda:3", "--sample", cwd=tmp_path,
                           environment=lesson_environment(tmp_path / "out"))
-    if "cuda:3" not in tools.devices_here():
+    if "cuda:3" not in devices_here():
         assert_plain_stop(finished, "--device cuda:3 was asked for, but there is no such device",
-                          f"there is {', '.join(tools.devices_here())}")
+                          f"there is {', '.join(devices_here())}")
 
 
 def test_auto_says_which_device_and_why(tmp_path):
     device, why = tools.pick_device("auto")
-    assert str(device) == tools.devices_here()[0]
+    assert str(device) == devices_here()[0]
     if device.type == "cpu":
         assert why == "PyTorch sees no GPU here (.venv/bin/python mnistlab.py --doctor says why)"
-    with pytest.raises(tools.SettingsError, match="use auto, cpu, cuda, cuda:N"):
+    with pytest.raises(SettingsError, match="use auto, cpu, cuda, cuda:N"):
         tools.read_settings(lesson_parameters(), ["--device", "cuda:x"], {})
 
 
@@ -112,17 +116,17 @@ def test_auto_passes_over_a_gpu_someone_is_computing_on(tmp_path, monkeypatch):
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    assert tools.busy_gpus() == {0, 2}
+    assert busy_gpus() == {0, 2}
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,1")  # CUDA's 0 is nvidia-smi's 2
-    assert tools.busy_gpus() == {0}
+    assert busy_gpus() == {0}
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-5ab1c2d3")
-    assert tools.busy_gpus() == set()
+    assert busy_gpus() == set()
     gib = 2**30
     # The busy GPU has the most free memory (its job is small), yet the idle one is chosen.
     memory = [(70 * gib, 80 * gib), (20 * gib, 80 * gib), (60 * gib, 80 * gib)]
-    assert tools.least_busy_gpu(memory, {0, 2}) == 1
-    assert tools.least_busy_gpu(memory, {0, 1, 2}) == 0  # all busy: the most free memory
-    assert tools.least_busy_gpu(memory, set()) == 0
+    assert least_busy_gpu(memory, {0, 2}) == 1
+    assert least_busy_gpu(memory, {0, 1, 2}) == 0  # all busy: the most free memory
+    assert least_busy_gpu(memory, set()) == 0
 
 
 def test_out_of_memory_ends_in_one_line_and_gives_the_memory_back(capsys):
@@ -133,7 +137,7 @@ def test_out_of_memory_ends_in_one_line_and_gives_the_memory_back(capsys):
         held.append(weakref.ref(activations))
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    with pytest.raises(SystemExit) as stopped, tools.out_of_memory_stops(torch.device("cpu"), 512):
+    with pytest.raises(SystemExit) as stopped, out_of_memory_stops(torch.device("cpu"), 512):
         training_step()
     assert stopped.value.code == 2
     message = capsys.readouterr().err.strip()
@@ -141,7 +145,7 @@ def test_out_of_memory_ends_in_one_line_and_gives_the_memory_back(capsys):
                        "--batch-size or --channels.")
     assert held[0]() is None, "the failed step's tensors are still held"
     with pytest.raises(RuntimeError, match="something else"):
-        with tools.out_of_memory_stops(torch.device("cpu"), 512):
+        with out_of_memory_stops(torch.device("cpu"), 512):
             raise RuntimeError("something else")
 
 

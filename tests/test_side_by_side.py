@@ -28,6 +28,9 @@ from real_systems import tmpfs
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools
+from mnistlab_tools.data import DATASETS, data_folder, data_problems, why_no_download
+from mnistlab_tools.files import HERE, new_folder, remove_leftovers, save_file
+from mnistlab_tools.saved import machine_note
 
 DIGITS = [str(digit) for digit in range(10)]
 
@@ -47,9 +50,9 @@ def test_links_planted_at_the_names_a_file_is_written_through_are_never_followed
     (tmp_path / f".sample_digits.png.{os.getpid()}.planted.partial").symlink_to(victim)
     (tmp_path / f".sample_digits.png.{os.getpid()}.partial").symlink_to(victim)  # the old scheme
     (tmp_path / "mnist_cnn.pt").symlink_to(victim)
-    assert tools.save_file(tmp_path / "sample_digits.png", lambda file: file.write(b"a PNG"))
-    assert tools.save_checkpoint(tmp_path / "mnist_cnn.pt", saved.DigitNet(), 16, "mnist", DIGITS,
-                                 0.13, 0.31)
+    assert save_file(tmp_path / "sample_digits.png", lambda file: file.write(b"a PNG"))
+    assert tools.save_network(tmp_path / "mnist_cnn.pt", saved.DigitNet(), {"channels": 16},
+                              DIGITS, 0.13, 0.31)
     assert victim.read_text() == "my notes"
     assert (tmp_path / "sample_digits.png").read_bytes() == b"a PNG"
     assert not (tmp_path / "mnist_cnn.pt").is_symlink()  # the link replaced, not written through
@@ -68,7 +71,7 @@ def test_only_this_users_leftovers_of_dead_runs_are_removed(tmp_path):
             (tmp_path / name).write_bytes(b"half")
     if os.geteuid() == 0:
         os.chown(tmp_path / names["others"], 65534, 65534)  # nobody's
-    tools.remove_leftovers(tmp_path / "f.png")
+    remove_leftovers(tmp_path / "f.png")
     left = {path.name for path in tmp_path.iterdir()}
     assert names["mine"] not in left and {names["running"], names["planted"]} <= left
     assert os.geteuid() != 0 or names["others"] in left
@@ -84,7 +87,7 @@ def test_a_partial_file_swapped_for_a_link_while_written_is_not_renamed_into_pla
         os.unlink(file.name)
         os.symlink(victim, file.name)
 
-    assert not tools.save_file(tmp_path / "sample_digits.png", swapped_while_written)
+    assert not save_file(tmp_path / "sample_digits.png", swapped_while_written)
     assert "someone replaced the file being written" in capsys.readouterr().out
     assert victim.read_text() == "my notes" and not (tmp_path / "sample_digits.png").exists()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
@@ -100,21 +103,21 @@ def test_a_download_into_a_shared_data_folder_replaces_planted_links(tmp_path, m
     for name in ("t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte",
                  f".t10k-labels-idx1-ubyte.gz.{os.getpid()}.partial"):
         (raw_dir / name).symlink_to(victim / name)
-    assert tools.find_data(tools.DATASETS["mnist"], tmp_path / "data", False, mirror) == \
+    assert data_folder(DATASETS["mnist"], tmp_path / "data", False, mirror) == \
         tmp_path / "data"
     assert list(victim.iterdir()) == []
     assert not (raw_dir / "t10k-labels-idx1-ubyte").is_symlink()
-    assert tools.data_problems(raw_dir) == []
+    assert data_problems(raw_dir) == []
 
 
 def test_tensorboards_folder_is_made_anew_where_a_link_was_planted(tmp_path):
     (tmp_path / "victim").mkdir()
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "mnist-20261202-101500").symlink_to(tmp_path / "victim")
-    made = tools.new_folder(tmp_path / "runs", "mnist-20261202-101500")
+    made = new_folder(tmp_path / "runs", "mnist-20261202-101500")
     assert made.name == "mnist-20261202-101500-2" and made.is_dir() and not made.is_symlink()
     assert not made.stat().st_mode & 0o022  # nobody else may plant anything in it
-    assert tools.new_folder(tmp_path / "runs", "mnist-20261202-101500").name.endswith("-3")
+    assert new_folder(tmp_path / "runs", "mnist-20261202-101500").name.endswith("-3")
 
 
 # Two runs in one folder
@@ -179,15 +182,15 @@ def test_a_resume_on_another_number_of_threads_says_it_will_not_end_exactly(tmp_
 
 def test_each_change_of_machine_is_named_on_resume():
     then = {"device": "cuda", "threads": 0, "pytorch": "2.9.1"}
-    note = tools.machine_note(then, {"device": "cpu", "threads": 4, "pytorch": "2.14.1"})
+    note = machine_note(then, {"device": "cpu", "threads": 4, "pytorch": "2.14.1"})
     assert note.startswith("Note: the cut run trained with the cuda device and PyTorch 2.9.1, "
                            "and this one goes on with the cpu device and PyTorch 2.14.1")
-    assert tools.machine_note(then, then) is None and tools.machine_note(None, then) is None
+    assert machine_note(then, then) is None and machine_note(None, then) is None
 
 
 def test_more_threads_than_cores_are_capped_with_a_word(monkeypatch):
     threads = torch.get_num_threads()
-    monkeypatch.setattr(tools.device, "usable_cores", lambda: 2)
+    monkeypatch.setattr("mnistlab_tools.device.usable_cores", lambda: 2)
     try:
         device, why = tools.pick_device("cpu", 4096)
         assert torch.get_num_threads() == 2
@@ -231,8 +234,8 @@ def test_a_full_disk_while_unpacking_is_the_disks_fault_and_the_gz_files_are_kep
 
 def test_a_full_disk_is_named_as_such_when_saving(small_disk, capsys):
     (small_disk / "filler").write_bytes(b"x" * 200_000)
-    assert tools.save_checkpoint(small_disk / "mnist_cnn.pt", saved.DigitNet(32), 32, "mnist",
-                                 DIGITS, 0.13, 0.31) is None
+    assert tools.save_network(small_disk / "mnist_cnn.pt", saved.DigitNet(32), {"channels": 32},
+                              DIGITS, 0.13, 0.31) is None
     said = capsys.readouterr().out
     assert "(No space left on device. Make room, or choose another folder with --out-dir)" in said
     assert "enforce fail" not in said
@@ -244,8 +247,8 @@ def test_gz_files_in_a_folder_you_may_not_write_are_pointed_to_with_a_mirror_tha
         raw_dir = shared / "MNIST" / "raw"
         write_mnist_like(raw_dir, packed=True)
         subprocess.run(["mount", "-o", "remount,ro", str(shared)], check=True)
-        info = tools.DATASETS["mnist"]
-        assert tools.find_data(info, shared, False) == tools.SAMPLE_DIR
+        info = DATASETS["mnist"]
+        assert data_folder(info, shared, False) == tools.SAMPLE_DIR
         said = capsys.readouterr().out
         assert "holds the four .gz files, but cannot be written by you (Read-only file " \
                "system)" in said
@@ -253,17 +256,17 @@ def test_gz_files_in_a_folder_you_may_not_write_are_pointed_to_with_a_mirror_tha
         mirror = advice.split("--mirror ")[1]
         assert mirror == raw_dir.as_uri() + "/"
         # The way it names works: the files, unpacked into a folder of the learner's.
-        assert tools.find_data(info, tmp_path / "mine", False, mirror) == tmp_path / "mine"
-        assert tools.data_problems(tmp_path / "mine" / "MNIST" / "raw") == []
+        assert data_folder(info, tmp_path / "mine", False, mirror) == tmp_path / "mine"
+        assert data_problems(tmp_path / "mine" / "MNIST" / "raw") == []
 
 
 def test_an_output_folder_removed_during_the_run_is_made_again(tmp_path):
     out_dir = tmp_path / "outputs"
-    figures = tools.Figures(out_dir)
+    run = tools.Run(tools.read_settings(None, ["--out-dir", str(out_dir)], {}))
     out_dir.rmdir()  # rm -rf outputs/ while training
-    assert tools.save_checkpoint(tools.checkpoint_path(out_dir, "mnist"), saved.DigitNet(), 16,
-                                 "mnist", DIGITS, 0.13, 0.31)
-    assert figures.can_save and (out_dir / "mnist_cnn.pt").is_file()
+    assert tools.save_network(run.network_path(), saved.DigitNet(), {"channels": 16}, DIGITS,
+                              0.13, 0.31)
+    assert (out_dir / "mnist_cnn.pt").is_file()
 
 
 def test_a_full_disk_and_a_folder_that_cannot_be_written_are_told_apart():
@@ -272,7 +275,7 @@ def test_a_full_disk_and_a_folder_that_cannot_be_written_are_told_apart():
                            (errno.EACCES, "cannot be written by you"),
                            (errno.ECONNREFUSED, "fetch these four files on a machine with")]:
         error = OSError(number, os.strerror(number))
-        said = tools.why_no_download(tools.DATASETS["mnist"], Path("data/MNIST/raw"), error,
+        said = why_no_download(DATASETS["mnist"], Path("data/MNIST/raw"), error,
                                      ["https://example.org/"])
         assert phrase in said, said
 
@@ -292,9 +295,9 @@ def test_a_checkpoint_that_is_a_pipe_or_a_device_is_named_without_waiting(tmp_pa
         with pytest.raises(tools.CheckpointError, match=re.escape(phrase)):
             tools.load_checkpoint(tmp_path / "mnist_cnn.pt", saved.DigitNet, "cpu")
         # The run that trained a new network reads the old one to compare: it saves its own.
-        path = tools.save_checkpoint(tmp_path / "mnist_cnn.pt", saved.DigitNet(), 16, "mnist",
-                                     DIGITS, 0.13, 0.31,
-                                     {"accuracy": 97.0, "data": "full", "complete": True})
+        path = tools.save_network(tmp_path / "mnist_cnn.pt", saved.DigitNet(), {"channels": 16},
+                                  DIGITS, 0.13, 0.31,
+                                  {"accuracy": 97.0, "complete": True, "training_images": 60_000})
         assert path == tmp_path / "mnist_cnn.pt" and path.is_file() and not path.is_symlink()
     finally:
         signal.alarm(0)
@@ -317,7 +320,7 @@ def test_none_from_papermill_means_the_default_for_every_setting():
     cell = {**lesson_parameters(HANDWRITING_NOTEBOOK), "data_dir": None, "out_dir": None,
             "mirror": None, "photos": None}
     settings = tools.read_settings(cell, [], {}, "handwriting")
-    assert settings.data_dir == tools.HERE / "data" and settings.out_dir == tools.HERE / "outputs"
-    assert settings.mirror == "" and settings.photos == [tools.HERE / "sample/photo_of_a_7.jpg"]
-    assert "None" not in tools.describe(settings)
+    assert settings.data_dir == HERE / "data" and settings.out_dir == HERE / "outputs"
+    assert settings.mirror == "" and settings.photos == [HERE / "sample/photo_of_a_7.jpg"]
+    assert "None" not in str(settings)
 

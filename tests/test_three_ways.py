@@ -12,6 +12,7 @@ from lesson_runs import (
     RESULT,
     Kernel,
     cell_index,
+    tagged,
     code_cells,
     lesson_environment,
     papermill_in_a_clone,
@@ -105,8 +106,8 @@ def test_papermill_runs_the_notebook_with_other_parameters(tmp_path):
 
 def test_editing_the_parameters_cell_takes_effect_without_a_restart(tmp_path):
     cells = code_cells()
-    parameters = cell_index("epochs = 1", cells)
-    training = cell_index("tools.TrainingRun(", cells)
+    parameters = cell_index("parameters")
+    training = cell_index("training")
     environment = lesson_environment(tmp_path, sample=1)
     with Kernel(environment) as kernel:
         for source in cells[: training + 1]:
@@ -134,7 +135,7 @@ def test_editing_the_parameters_cell_takes_effect_without_a_restart(tmp_path):
 def test_an_environment_variable_wins_over_the_cell_and_says_so(tmp_path):
     cells = code_cells()
     with Kernel(lesson_environment(tmp_path, sample=1, epochs=3)) as kernel:
-        for source in cells[: cell_index("tools.describe(settings)", cells) + 1]:
+        for source in cells[: cell_index("setup") + 1]:
             status, outputs = kernel.run(source)
             assert status == "ok"
     assert "epochs=3" in printed(outputs) and "MNISTLAB_EPOCHS: epochs" in printed(outputs)
@@ -165,15 +166,15 @@ def test_a_bad_setting_stops_with_one_line_and_status_2(tmp_path, options, envir
 def test_a_bad_value_in_the_parameters_cell_is_named_in_a_kernel(tmp_path):
     cells = code_cells()
     with Kernel(lesson_environment(tmp_path)) as kernel:
-        for source in cells[: cell_index("tools.describe(settings)", cells) + 1]:
+        for source in cells[: cell_index("setup") + 1]:
             assert kernel.run(source)[0] == "ok"  # good values first, as a learner would
-        kernel.run(cells[cell_index("epochs = 1", cells)].replace("lr = 0.02 ", "lr = -1 "))
-        status, outputs = kernel.run(cells[cell_index("tools.describe(settings)", cells)])
+        kernel.run(cells[cell_index("parameters")].replace("lr = 0.02 ", "lr = -1 "))
+        status, outputs = kernel.run(cells[cell_index("setup")])
         assert status == "error"
         message = " ".join(str(output.get("evalue", "")) for output in outputs)
         assert "lr in the parameters cell" in message and "above 0" in message
         # The cells below stop with the same message, rather than run on with older values.
-        status, outputs = kernel.run(cells[cell_index("tools.pick_device", cells)])
+        status, outputs = kernel.run(cells[cell_index("device")])
         assert status == "error"
         assert "lr in the parameters cell" in " ".join(str(o.get("evalue", "")) for o in outputs)
     assert not (tmp_path / "mnist_cnn.pt").exists()
@@ -181,15 +182,15 @@ def test_a_bad_value_in_the_parameters_cell_is_named_in_a_kernel(tmp_path):
 
 @pytest.mark.parametrize("lesson", PAIRS)
 def test_help_lists_every_setting_of_the_lesson(tmp_path, lesson):
-    import mnistlab_tools
+    from mnistlab_tools.settings import LESSONS, SETTINGS
 
     finished = run_lesson("--help", cwd=tmp_path, environment=lesson_environment(tmp_path),
                           script=PAIRS[lesson][0])
     assert finished.returncode == 0
     text = " ".join(finished.stdout.split())  # as wide as the terminal is
     assert text.startswith(f"usage: .venv/bin/python {PAIRS[lesson][0].name} ")
-    for setting in mnistlab_tools.SETTINGS:
-        offered = setting.name in mnistlab_tools.LESSONS[lesson].settings
+    for setting in SETTINGS:
+        offered = setting.name in LESSONS[lesson].settings
         assert (setting.flag in text and setting.variable in text) == offered, setting.name
     epochs = {"mnistlab": 1, "handwriting": 5}[lesson]  # each lesson's own default
     assert "--device NAME" in text and f"(now: {epochs}; MNISTLAB_EPOCHS)" in text
@@ -198,10 +199,10 @@ def test_help_lists_every_setting_of_the_lesson(tmp_path, lesson):
 
 def test_an_edit_of_the_parameters_cell_not_yet_read_is_pointed_out(lesson_kernel):
     cells = [source for source, *_ in lesson_kernel.first_run]
-    parameters = cell_index("epochs = 1", cells)
+    parameters = cell_index("parameters")
     try:
         assert lesson_kernel.run(cells[parameters].replace("seed = 0 ", "seed = 5 "))[0] == "ok"
-        status, outputs = lesson_kernel.run(cells[cell_index("tools.TrainingRun(", cells)])
+        status, outputs = lesson_kernel.run(cells[cell_index("training")])
         assert status == "ok"
         assert "the parameters cell was changed after the settings were read (seed)" in \
             printed(outputs)
@@ -213,8 +214,7 @@ def test_the_exercises_check_a_learners_answers_in_the_kernel(lesson_kernel):
     """Untried in the first run; then wrong, then right, as a learner edits each cell and runs it
     again."""
     cells = [source for source, *_ in lesson_kernel.first_run]
-    untried = [printed(outputs) for source, _, outputs in lesson_kernel.first_run
-               if "tools.check_" in source and "check_memory" not in source]
+    untried = [printed(lesson_kernel.first_run[index][2]) for index in tagged("exercise")]
     assert len(untried) == 5 and all("not tried yet." in text for text in untried)
     pair = "max(((k, p) for k, p in confusion.stack().index if k != p), key=confusion.stack().get)"
     # (what the cell holds, a wrong answer put there, a right one)
@@ -231,7 +231,7 @@ def test_the_exercises_check_a_learners_answers_in_the_kernel(lesson_kernel):
          "return (predicted == known).float().mean().item() * 100"),
     ]
     for number, (phrase, wrong, right) in enumerate(edits, 1):
-        source = cells[cell_index(phrase, cells)]
+        source = next(cells[index] for index in tagged("exercise") if phrase in cells[index])
         for answer, verdict in ((wrong, "not yet. Hint: "), (right, "right. ")):
             status, outputs = lesson_kernel.run(source.replace(phrase, answer))
             assert status == "ok" and f"Exercise {number}: {verdict}" in printed(outputs), (

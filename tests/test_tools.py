@@ -2,6 +2,7 @@
 checkpoints."""
 
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -11,16 +12,20 @@ import numpy as np
 import pytest
 import torch
 from fake_data import write_mnist_like
-from lesson_runs import HANDWRITING_NOTEBOOK, PAIRS, REPO, lesson_parameters
+from lesson_runs import HANDWRITING_NOTEBOOK, PAIRS, REPO, hook, lesson_parameters
 from PIL import Image
 from run_outputs import colours_drawn
 from torch import nn
 from torchvision import datasets
 
 import mnistlab_tools as tools
+from mnistlab_tools.data import DATASETS, IDX_FILES, data_folder, data_problems
+from mnistlab_tools.files import save_file
+from mnistlab_tools.photos import MOST_PIXELS, fitting, flattened, open_photo
+from mnistlab_tools.run import TensorBoardLog, training_trouble
+from mnistlab_tools.settings import LESSONS, SETTING, SettingsError
 from benchmarks.photo_like import photo_of
 from mnistlab_saved import DigitNet, prepare_digit
-from mnistlab_tools import export
 
 CELL = lesson_parameters()
 TWO = lesson_parameters(HANDWRITING_NOTEBOOK)  # lesson two's parameters cell
@@ -49,7 +54,7 @@ def test_the_parameters_cell_gives_the_defaults():
 
 def test_lesson_one_points_to_lesson_two_for_its_settings():
     for option in ("--augment", "--photos"):
-        with pytest.raises(tools.SettingsError,
+        with pytest.raises(SettingsError,
                            match=r"lesson two's: \.venv/bin/python handwriting\.py"):
             tools.read_settings(CELL, [option, "my_7.jpg"][:1 + (option == "--photos")], {})
 
@@ -104,7 +109,7 @@ def test_paths_typed_in_a_terminal_are_taken_from_the_current_folder(tmp_path, m
                                    "handwriting")
     assert settings.out_dir.resolve() == tmp_path / "figures here"
     assert settings.photos == [Path("my 7.png")]
-    line = tools.describe(settings)
+    line = str(settings)
     assert (
         "out_dir=figures here" in line and "photos=[my 7.png]" in line and "PosixPath" not in line
     )
@@ -136,7 +141,7 @@ def test_paths_typed_in_a_terminal_are_taken_from_the_current_folder(tmp_path, m
     ],
 )
 def test_a_bad_value_is_named_where_it_came_from(cell, arguments, environment, named):
-    with pytest.raises(tools.SettingsError, match=named):
+    with pytest.raises(SettingsError, match=named):
         tools.read_settings({**CELL, **cell}, arguments, environment)
 
 
@@ -146,7 +151,7 @@ def test_a_bad_value_is_named_where_it_came_from(cell, arguments, environment, n
     ({"epochs": 0}, {}, "epochs in the parameters cell"),
 ])
 def test_a_bad_value_in_lesson_two_is_named_where_it_came_from(cell, environment, named):
-    with pytest.raises(tools.SettingsError, match=named):
+    with pytest.raises(SettingsError, match=named):
         tools.read_settings({**TWO, **cell}, [], environment, "handwriting")
 
 
@@ -157,30 +162,30 @@ def test_an_edit_of_the_cell_that_a_variable_overrides_is_pointed_out(monkeypatc
     edited = tools.settings_or_stop({**CELL, "epochs": 8})
     assert edited.epochs == 3
     assert ("Note: epochs = 8 in the parameters cell is not used: MNISTLAB_EPOCHS wins over it"
-            in tools.describe(edited))
+            in str(edited))
     untouched = tools.settings_or_stop(dict(CELL))  # the cell as it came: nothing to point out
-    assert "Note:" not in tools.describe(untouched)
+    assert "Note:" not in str(untouched)
 
 
 def test_a_bad_value_names_the_range_and_no_internal_function():
-    with pytest.raises(tools.SettingsError) as caught:
+    with pytest.raises(SettingsError) as caught:
         tools.read_settings(CELL, ["--seed", "²"], {})
     assert str(caught.value) == "argument --seed: '²' is not allowed: use a whole number from 0 " \
                                 "to 9,223,372,036,854,775,807"
-    with pytest.raises(tools.SettingsError, match="from 1 to 256"):
+    with pytest.raises(SettingsError, match="from 1 to 256"):
         tools.read_settings(CELL, [], {"MNISTLAB_CHANNELS": "4096"})
 
 
-@pytest.mark.parametrize("lesson", tools.LESSONS)
+@pytest.mark.parametrize("lesson", LESSONS)
 def test_an_empty_value_means_the_parameters_cell_for_every_setting(lesson):
     values = lesson_parameters(PAIRS[lesson][1])
-    own = [tools.SETTING[name] for name in tools.LESSONS[lesson].settings]
+    own = [SETTING[name] for name in LESSONS[lesson].settings]
     empty = {setting.variable: " " for setting in own}
     from_variables = tools.read_settings(values, [], empty, lesson)
     options = [word for setting in own if setting.metavar for word in (setting.flag, "")]
     from_options = tools.read_settings(values, options, {}, lesson)
     cell = tools.read_settings(values, [], {}, lesson)
-    for name in tools.SETTING:
+    for name in SETTING:
         assert getattr(from_variables, name) == getattr(from_options, name) == getattr(cell, name)
     assert from_variables.origins == {}
 
@@ -188,12 +193,12 @@ def test_an_empty_value_means_the_parameters_cell_for_every_setting(lesson):
 def test_a_missing_parameter_says_to_run_the_cell_again():
     cell = dict(CELL)
     del cell["lr"]
-    with pytest.raises(tools.SettingsError, match="the parameters cell has no lr"):
+    with pytest.raises(SettingsError, match="the parameters cell has no lr"):
         tools.read_settings(cell, [], {})
 
 
 def test_the_old_predict_option_points_to_predict_py():
-    with pytest.raises(tools.SettingsError, match=".venv/bin/python predict.py PHOTO"):
+    with pytest.raises(SettingsError, match=".venv/bin/python predict.py PHOTO"):
         tools.read_settings(CELL, ["--predict", "my_7.jpg"], {})
 
 
@@ -204,19 +209,19 @@ def test_a_chosen_folder_is_downloaded_into_from_the_mirror(tmp_path, mirror, mo
     for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
         monkeypatch.delenv(name, raising=False)
     chosen = tmp_path / "chosen"
-    assert tools.find_data(tools.DATASETS["mnist"], chosen, False, mirror) == chosen
+    assert data_folder(DATASETS["mnist"], chosen, False, mirror) == chosen
     raw_dir = chosen / "MNIST" / "raw"
-    assert tools.data_problems(raw_dir) == [] and not list(raw_dir.glob(".*"))
+    assert data_problems(raw_dir) == [] and not list(raw_dir.glob(".*"))
     assert sorted(
         path.name for path in raw_dir.iterdir() if not path.name.endswith(".gz")
-    ) == sorted(tools.IDX_FILES)
+    ) == sorted(IDX_FILES)
     split = datasets.MNIST(chosen, train=False)
     assert split.data.shape == (10_000, 28, 28)
 
 
 def test_without_the_mirror_the_sample_is_used_and_the_advice_names_the_folder(tmp_path, capsys):
     chosen = tmp_path / "chosen"
-    folder = tools.find_data(tools.DATASETS["fashion"], chosen, False, "http://127.0.0.1:9/")
+    folder = data_folder(DATASETS["fashion"], chosen, False, "http://127.0.0.1:9/")
     assert folder == tools.SAMPLE_DIR
     advice = capsys.readouterr().out
     assert "Could not download FashionMNIST" in advice and "http://127.0.0.1:9/" in advice
@@ -226,16 +231,16 @@ def test_without_the_mirror_the_sample_is_used_and_the_advice_names_the_folder(t
 def test_gz_files_fetched_by_hand_are_unpacked_without_a_network(tmp_path):
     write_mnist_like(tmp_path / "MNIST" / "raw", packed=True)
     assert (
-        tools.find_data(tools.DATASETS["mnist"], tmp_path, False, "http://127.0.0.1:9/") == tmp_path
+        data_folder(DATASETS["mnist"], tmp_path, False, "http://127.0.0.1:9/") == tmp_path
     )
-    assert tools.data_problems(tmp_path / "MNIST" / "raw") == []
+    assert data_problems(tmp_path / "MNIST" / "raw") == []
 
 
 def test_the_file_check_names_what_is_wrong(tmp_path):
     write_mnist_like(tmp_path)
-    assert tools.data_problems(tmp_path) == []
+    assert data_problems(tmp_path) == []
     (tmp_path / "train-labels-idx1-ubyte").write_bytes(b"\x00" * 100)
-    assert tools.data_problems(tmp_path) == [
+    assert data_problems(tmp_path) == [
         "train-labels-idx1-ubyte is damaged or incomplete (100 bytes; the whole file has 60,008)"
     ]
 
@@ -274,7 +279,7 @@ def test_a_file_is_written_whole_or_not_at_all(tmp_path):
         target.write(b"half a fi")
         raise OSError(28, "No space left on device")
 
-    assert tools.save_file(path, write_half_then_fail) is False
+    assert save_file(path, write_half_then_fail) is False
     assert path.read_bytes() == b"the previous, whole file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
 
@@ -285,7 +290,7 @@ def test_many_photos_make_a_compact_grid(tmp_path):
     figure = tools.readings_figure(digits, probabilities, [f"photo_{i}.jpg" for i in range(200)])
     width, height = figure.get_size_inches()
     assert width <= 12 and height <= 30  # one row of ten a little over an inch tall
-    tools.Figures(tmp_path).show(figure, "your_digits")
+    tools.show(figure, tmp_path / "your_digits.png")
     assert (tmp_path / "your_digits.png").stat().st_size < 1_500_000
 
 
@@ -297,7 +302,7 @@ def test_what_the_network_sees_is_drawn_and_leaves_the_network_as_it_was(tmp_pat
     assert model.training  # still training, as the lesson left it
     for name, tensor in model.state_dict().items():  # batch normalisation's statistics too
         assert torch.equal(tensor, before[name]), name
-    tools.Figures(tmp_path).show(figure, "what_the_network_sees")
+    tools.show(figure, tmp_path / "what_the_network_sees.png")
     assert (tmp_path / "what_the_network_sees.png").stat().st_size > 5_000
 
 
@@ -312,7 +317,7 @@ def test_tensorboard_logs_each_step_without_deprecation_warnings(tmp_path):
     pytest.importorskip("tensorboard")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with tools.TensorBoardLog(tmp_path, "mnist", DigitNet(), torch.randn(8, 1, 28, 28)) as log:
+        with TensorBoardLog(tmp_path, "mnist", DigitNet(), torch.randn(8, 1, 28, 28)) as log:
             log.probe(0, 10.0)
             log.epoch(1, [2.3, 2.0], 2.15, 40.0, 0)
     assert not [
@@ -333,43 +338,38 @@ def test_tensorboard_logs_each_step_without_deprecation_warnings(tmp_path):
 
 
 def test_a_network_that_does_not_learn_is_told_apart_from_one_that_does():
-    assert tools.training_trouble(1, 0.72, 92.8, 10, 0.02, 16) is None
-    overshoot = tools.training_trouble(1, 120_281.5, 17.0, 10, 900, 16)  # lucky in accuracy
+    assert training_trouble(1, 0.72, 92.8, 10, 0.02, 16) is None
+    overshoot = training_trouble(1, 120_281.5, 17.0, 10, 900, 16)  # lucky in accuracy
     assert "does no better than guessing" in overshoot and "try 0.02 or lower" in overshoot
-    tiny = tools.training_trouble(1, 2.30, 9.8, 10, 1e-9, 469)  # in range, and still no good
+    tiny = training_trouble(1, 2.30, 9.8, 10, 1e-9, 469)  # in range, and still no good
     assert "a learning rate of 1e-09 makes each step too small" in tiny and "469" not in tiny
-    barely = tools.training_trouble(1, 2.38, 7.4, 10, 0.02, 1)
+    barely = training_trouble(1, 2.38, 7.4, 10, 0.02, 1)
     assert "only 1 step an epoch" in barely
-    assert "diverged" in tools.training_trouble(2, float("nan"), 9.8, 10, 50, 16)
+    assert "diverged" in training_trouble(2, float("nan"), 9.8, 10, 50, 16)
 
 
 # Checkpoints
 
 
 def save_example(path, dataset="mnist", mean=0.13, std=0.31):
-    info = tools.DATASETS[dataset]
-    assert tools.save_checkpoint(path, DigitNet(8), 8, dataset, info.class_names, mean, std)
+    info = DATASETS[dataset]
+    assert tools.save_network(path, DigitNet(8), {"channels": 8}, info.class_names, mean, std)
 
 
 def test_a_checkpoint_carries_what_it_takes_to_use_it(tmp_path):
-    path = tools.checkpoint_path(tmp_path, "fashion")
+    path = tools.network_path(tmp_path, "fashion")
     save_example(path, "fashion", mean=0.29, std=0.35)
     model, saved = tools.load_checkpoint(path, DigitNet, torch.device("cpu"))
-    assert path.name == "fashion_cnn.pt" and tools.checkpoint_path(tmp_path, "mnist") != path
+    assert path.name == "fashion_cnn.pt" and tools.network_path(tmp_path, "mnist") != path
     assert model.features[0].out_channels == 8 and not model.training
-    assert (saved["dataset"], saved["channels"], saved["mean"], saved["std"]) == (
-        "fashion",
-        8,
-        0.29,
-        0.35,
-    )
+    assert (saved["arguments"], saved["mean"], saved["std"]) == ({"channels": 8}, 0.29, 0.35)
     assert saved["class_names"][9] == "Ankle boot"
 
 
 def test_weights_alone_from_an_older_lesson_are_refused_plainly(tmp_path):
     path = tmp_path / "mnist_cnn.pt"
     torch.save(DigitNet().state_dict(), path)
-    with pytest.raises(tools.CheckpointError, match="holds weights alone"):
+    with pytest.raises(tools.CheckpointError, match="a plain state_dict"):
         tools.load_checkpoint(path, DigitNet, torch.device("cpu"))
 
 
@@ -378,8 +378,7 @@ def test_a_checkpoint_of_another_network_is_refused_plainly(tmp_path):
     torch.save(
         {
             "weights": nn.Linear(3, 2).state_dict(),
-            "channels": 16,
-            "dataset": "mnist",
+            "arguments": {"channels": 16},
             "class_names": [str(digit) for digit in range(10)],
             "mean": 0.1,
             "std": 0.3,
@@ -393,12 +392,15 @@ def test_a_checkpoint_of_another_network_is_refused_plainly(tmp_path):
 
 
 @pytest.mark.parametrize("field, value, phrase", [
-    ("channels", "16", "its channels is '16', where it must be a whole number from 1 to 256"),
-    ("channels", 100_000, "a whole number from 1 to 256"),  # not 2 TB of weights
+    ("arguments", {"channels": "16"}, "arguments {'channels': '16'} that DigitNet does not take"),
+    ("arguments", {"channels": "16"}, "{'channels': '16'} that DigitNet does not take"),
+    ("arguments", {"width": 8}, "that DigitNet does not take"),
+    ("arguments", [8], "where it must be the network class's arguments by name"),
     ("mean", "0.1307", "its mean is '0.1307', where it must be a number"),
-    ("std", 0.0, "a number above 0"),
+    ("std", 0.0, "numbers above 0"),
+    ("std", [0.3, -1.0], "numbers above 0"),
     ("class_names", None, "it has no class_names"),
-    ("dataset", "cifar", "one of mnist, fashion"),
+    ("class_names", ["7"], "a list of two or more class names"),
 ])
 def test_each_field_of_a_checkpoint_is_checked_before_use(tmp_path, field, value, phrase):
     path = tmp_path / "mnist_cnn.pt"
@@ -429,8 +431,9 @@ def test_a_truncated_or_missing_checkpoint_is_refused_plainly(tmp_path):
 
 
 def test_the_saved_module_holds_the_lessons_save_cells_as_they_stand():
+    export = hook("export")
     assert export.saved_source() == export.SAVED_MODULE.read_text(), (
-        "the #@save cells changed: run python -m mnistlab_tools.export"
+        "the #@save cells changed: run python .hooks/export.py"
     )
 
 
@@ -474,8 +477,8 @@ def test_a_jpeg_is_decoded_reduced_and_a_decompression_bomb_is_refused(tmp_path,
     seven().resize((4000, 4800)).save(tmp_path / "big.png")
     # As if each were a 40,000 × 48,000 photo, beyond what Pillow decodes.
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)
-    photo = tools.open_photo(tmp_path / "big.jpg")  # decoded at a quarter of each side
-    assert photo.width * photo.height <= tools.MOST_PIXELS
+    photo = open_photo(tmp_path / "big.jpg")  # decoded at a quarter of each side
+    assert photo.width * photo.height <= MOST_PIXELS
     assert prepared(tmp_path / "big.jpg").shape == (28, 28)
     with pytest.raises(SystemExit):
         prepared(tmp_path / "big.png")
@@ -485,10 +488,10 @@ def test_a_jpeg_is_decoded_reduced_and_a_decompression_bomb_is_refused(tmp_path,
 
 
 def test_a_long_narrow_photo_keeps_its_narrow_side():
-    assert tools.fitting((12, 5000)) == (12, 5000)
-    assert tools.fitting((4000, 3000)) == (1155, 866)
-    assert tools.fitting((20, 100_000)) == (20, 100_000)  # 2 million pixels, and a side of 20
-    assert tools.fitting((100, 100_000)) == (32, 31623)
+    assert fitting((12, 5000)) == (12, 5000)
+    assert fitting((4000, 3000)) == (1155, 866)
+    assert fitting((20, 100_000)) == (20, 100_000)  # 2 million pixels, and a side of 20
+    assert fitting((100, 100_000)) == (32, 31623)
 
 
 def stroke_photo(mode):
@@ -555,10 +558,10 @@ def test_among_several_photos_a_bad_one_is_named_and_the_others_are_read(tmp_pat
 @pytest.mark.parametrize("mode", ["1", "P", "RGB", "CMYK", "YCbCr", "HSV", "LAB", "I", "F", "LA",
                                   "RGBA", "PA"])
 def test_every_mode_pillow_opens_is_read_as_the_same_digit(mode):
-    grey = prepare_digit(tools.flattened(seven()))
+    grey = prepare_digit(flattened(seven()))
     # A black-and-white scan is thresholded; dithering a photo of uneven paper would add noise.
     image = seven().point(lambda v: 255 * (v > 128), "1") if mode == "1" else seven().convert(mode)
-    digit = prepare_digit(tools.flattened(image))
+    digit = prepare_digit(flattened(image))
     assert torch.corrcoef(torch.stack([grey.flatten(), digit.flatten()]))[0, 1] > 0.9
 
 
@@ -570,7 +573,7 @@ def test_what_a_killed_run_left_half_written_is_removed_by_the_next_save(tmp_pat
     left.write_bytes(b"half")
     writing = tmp_path / f".f.{os.getppid()}.partial"  # a run still alive, writing f now
     writing.write_bytes(b"in progress")
-    assert tools.save_file(tmp_path / "f", lambda target: target.write(b"whole"))
+    assert save_file(tmp_path / "f", lambda target: target.write(b"whole"))
     assert not left.exists() and writing.exists()
     assert (tmp_path / "f").read_bytes() == b"whole"
 
@@ -591,12 +594,12 @@ def test_the_files_of_the_other_dataset_are_recognised(tmp_path, folder, even, o
     write_mnist_like(raw_dir)
     labels_file(raw_dir / "train-labels-idx1-ubyte", 60_000, even)
     labels_file(raw_dir / "t10k-labels-idx1-ubyte", 10_000, even)
-    problems = tools.data_problems(raw_dir)
+    problems = data_problems(raw_dir)
     assert len(problems) == 2 and all(f"holds {other} labels, not {folder}'s" in problem
                                       for problem in problems)
     labels_file(raw_dir / "t10k-labels-idx1-ubyte", 10_000, not even)
     labels_file(raw_dir / "train-labels-idx1-ubyte", 60_000, not even)
-    assert tools.data_problems(raw_dir) == []
+    assert data_problems(raw_dir) == []
 
 
 def test_an_option_given_an_empty_value_leaves_the_cells_value_and_says_so():

@@ -2,18 +2,18 @@
 the epoch checkpointer that also resumes, and what a stopped run says and how it ends."""
 
 import signal
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 import mnistlab_saved as saved
-import mnistlab_tools as tools
+from mnistlab_tools.saved import TrainingState
+from mnistlab_tools.run import ProbeReadings, StopRequest, end_for_the_batch_system, stopped_line
 
 
 def test_a_first_ctrl_c_asks_to_stop_and_the_old_handler_comes_back():
     before = signal.getsignal(signal.SIGINT)
-    with tools.StopRequest() as request:
+    with StopRequest() as request:
         assert not request.requested
         signal.raise_signal(signal.SIGINT)
         assert request.requested and request.signal == signal.SIGINT
@@ -29,24 +29,23 @@ def test_the_probe_is_read_before_its_batches_and_training_mode_comes_back():
         model.eval()
         return 50.0
 
-    reader = tools.ProbeReadings(probe, model, 16, readings)
+    reader = ProbeReadings(probe, model, 16, readings)
     for epoch in (1, 2):
         for number in range(16):
             reader.before(epoch, number)
             assert model.training
     assert [step for step, _ in readings] == [0, 1, 3, 6, 9, 12, 16, 17, 19, 22, 25, 28]
     nothing = []
-    tools.ProbeReadings(None, model, 16, nothing).before(1, 0)
+    ProbeReadings(None, model, 16, nothing).before(1, 0)
     assert nothing == []
 
 
-def checkpointer(out_dir, model, resume=False):
-    settings = SimpleNamespace(out_dir=str(out_dir), network_name="mnist", epochs=3,
-                               batch_size=128, lr=0.02, seed=0, channels=8, augment=False,
-                               dataset="mnist", sample=True, resume=resume)
+def checkpointer(out_dir, model):
+    settings = {"epochs": 3, "batch_size": 128, "lr": 0.02, "seed": 0, "channels": 8,
+                "augment": False, "dataset": "mnist", "sample": True}
     optimizer, scheduler = saved.one_cycle_adam(model, 0.02, 3 * 4)
-    return tools.EpochCheckpointer(settings, torch.zeros(500, 1, 28, 28), model, optimizer,
-                                   scheduler)
+    return TrainingState(out_dir / "mnist_training.pt", settings, torch.zeros(500, 1, 28, 28),
+                         model, optimizer, scheduler)
 
 
 def test_the_checkpointer_saves_an_epoch_and_resumes_after_it(tmp_path, capsys):
@@ -68,11 +67,11 @@ def test_the_checkpointer_saves_an_epoch_and_resumes_after_it(tmp_path, capsys):
 
 def test_a_stopped_run_says_how_to_go_on(tmp_path, monkeypatch):
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    line = tools.stopped_line(signal.SIGINT, "in epoch 1 of 3", False, tmp_path)
+    line = stopped_line(signal.SIGINT, "in epoch 1 of 3", False, tmp_path)
     assert line == ("Stopped by Ctrl-C in epoch 1 of 3. The network keeps what it has learned so "
                     "far; --resume will find nothing to go on from, since no epoch finished.")
     monkeypatch.setenv("SLURM_JOB_ID", "7")
-    line = tools.stopped_line(signal.SIGTERM, "as epoch 2 of 3 ended", True, tmp_path)
+    line = stopped_line(signal.SIGTERM, "as epoch 2 of 3 ended", True, tmp_path)
     assert "keeps" not in line and "sbatch --export=ALL,MNISTLAB_OUT_DIR=" in line
 
 
@@ -84,5 +83,5 @@ def test_a_stopped_run_says_how_to_go_on(tmp_path, monkeypatch):
 def test_a_batch_systems_signal_ends_with_the_status_the_batch_script_reads(
         number, saved_epoch, status):
     with pytest.raises(SystemExit) as ended:
-        tools.end_for_the_batch_system(number, saved_epoch, 1)
+        end_for_the_batch_system(number, saved_epoch, 1)
     assert ended.value.code == status

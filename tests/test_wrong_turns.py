@@ -29,6 +29,7 @@ from lesson_runs import (
 from run_outputs import assert_plain_stop, figures_drawn, images_in, printed
 
 import mnistlab_tools as tools
+from mnistlab_tools.files import why_not_writable
 
 
 def test_a_cut_short_file_in_a_chosen_data_folder_is_named_and_kept(tmp_path):
@@ -132,7 +133,7 @@ def test_an_output_folder_that_cannot_be_written_does_not_stop_the_lesson(tmp_pa
     assert "Warning: cannot write to a-file/outputs" in finished.stdout
     assert RESULT.search(finished.stdout) and "Saved" not in finished.stdout
     # The file itself named as the folder: said as such, not as "File exists".
-    assert tools.why_not_writable(tmp_path / "a-file") == "it is a file, not a folder"
+    assert why_not_writable(tmp_path / "a-file") == "it is a file, not a folder"
 
 
 def test_in_a_notebook_the_figures_still_show_when_nothing_can_be_saved(tmp_path):
@@ -146,7 +147,7 @@ def test_in_a_notebook_the_figures_still_show_when_nothing_can_be_saved(tmp_path
 
 def test_interrupting_the_training_cell_leaves_a_model_the_next_cells_use(tmp_path):
     cells = code_cells()
-    training = cell_index("tools.TrainingRun(", cells)
+    training = cell_index("training")
     with Kernel(lesson_environment(tmp_path, sample=1, epochs=1000)) as kernel:
         for source in cells[:training]:
             assert kernel.run(source)[0] == "ok"
@@ -173,11 +174,11 @@ def accuracy_lines(outputs):
 
 
 def test_every_cell_can_run_twice_and_training_starts_afresh(lesson_kernel):
-    for source, _, first_outputs in lesson_kernel.first_run:
+    for index, (source, _, first_outputs) in enumerate(lesson_kernel.first_run):
         status, outputs = lesson_kernel.run(source)
         assert status == "ok", (source[:200], outputs[-3:])
         assert images_in(outputs) == figures_drawn(source)
-        if "tools.TrainingRun(" in source:
+        if index == cell_index("training"):
             first, second = accuracy_lines(first_outputs), accuracy_lines(outputs)
             # The same seed and a fresh model: the same epochs.
             assert len(first) == 2 and first == second
@@ -187,7 +188,7 @@ def test_run_above_after_a_restart_works(lesson_kernel):
     cells = [source for source, *_ in lesson_kernel.first_run]
     # The restarted kernel, with what the first one saved: Run Above on the confusion matrix.
     with Kernel(lesson_kernel.environment) as kernel:
-        for source in cells[: cell_index("confusion_matrix(test_labels", cells) + 1]:
+        for source in cells[: cell_index("confusion") + 1]:
             assert kernel.run(source)[0] == "ok"
 
 
@@ -290,7 +291,7 @@ def test_a_terminal_that_cannot_print_arrows_gets_ascii(ascii_terminal_run, tmp_
     # What the lesson prints with arrows, such as a right answer's explanation, gets ASCII ones.
     program = ("import mnistlab_tools as tools, mnistlab_saved as saved\n"
                "tools.set_up_terminal()\n"
-               "tools.check_shape((32, 5, 5), saved.DigitNet(16).features)")
+               "tools.check_exercise(2, (32, 5, 5), saved.DigitNet(16).features)")
     shown = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True,
                            text=True, env={**lesson_environment(tmp_path), "PYTHONIOENCODING":
                                            "ascii"})
@@ -306,10 +307,11 @@ def test_a_pipe_closed_early_ends_the_run_quietly(tmp_path):
 
 
 def test_two_runs_writing_one_file_never_write_into_each_other(tmp_path):
-    writer = ("import sys; sys.path.insert(0, sys.argv[1]); import mnistlab_tools as tools\n"
+    writer = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+              "from mnistlab_tools.files import save_file\n"
               "from pathlib import Path\n"
               "for _ in range(40):\n"
-              "    assert tools.save_file(Path(sys.argv[2]),"
+              "    assert save_file(Path(sys.argv[2]),"
               " lambda f: f.write(sys.argv[3].encode() * 200_000))\n")
     runs = [subprocess.Popen([sys.executable, "-c", writer, str(REPO), str(tmp_path / "f"), mark])
             for mark in "ab"]
@@ -325,8 +327,8 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_leaves_nothing_half_writt
     path = small_disk / "mnist_cnn.pt"
     path.write_bytes(b"the previous, whole checkpoint")
     (small_disk / "filler").write_bytes(b"x" * 200_000)
-    assert not tools.save_checkpoint(path, mnistlab_saved.DigitNet(32), 32, "mnist",
-                                     [str(digit) for digit in range(10)], 0.13, 0.31)
+    assert not tools.save_network(path, mnistlab_saved.DigitNet(32), {"channels": 32},
+                                  [str(digit) for digit in range(10)], 0.13, 0.31)
     assert path.read_bytes() == b"the previous, whole checkpoint"
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "mnist_cnn.pt"]
 
@@ -343,8 +345,8 @@ def test_an_mnist_file_you_may_not_read_is_named_as_such(tmp_path):
 def test_a_checkpoint_and_a_photo_you_may_not_read_are_named_as_such(tmp_path):
     import mnistlab_saved
 
-    tools.save_checkpoint(tmp_path / "mnist_cnn.pt", mnistlab_saved.DigitNet(16), 16, "mnist",
-                          [str(digit) for digit in range(10)], 0.13, 0.31)
+    tools.save_network(tmp_path / "mnist_cnn.pt", mnistlab_saved.DigitNet(16), {"channels": 16},
+                       [str(digit) for digit in range(10)], 0.13, 0.31)
     for photo in ("mine.jpg", "theirs.jpg"):
         (tmp_path / photo).write_bytes((REPO / "sample" / "photo_of_a_7.jpg").read_bytes())
     (tmp_path / "theirs.jpg").chmod(0)

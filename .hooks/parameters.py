@@ -1,16 +1,17 @@
 """The forms of the settings written from SETTINGS, where each is declared: each lesson's
 parameters cell, its values and comments, and the table of docs/settings.md. Run it after
-changing a setting: `python -m mnistlab_tools.parameters`; tests/test_package.py checks that
+changing a setting: `.venv/bin/python .hooks/parameters.py`; tests/test_package.py checks that
 the lessons and the page are up to date. Not imported by the package: the lessons never need it.
 """
 
 import json
 import re
+import sys
+from pathlib import Path
 
-from .checks import photo_paths, switch
-from .files import HERE
-from .lessons import LESSONS
-from .settings import SETTINGS, settings_of
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the package, run as a script
+from mnistlab_tools.files import HERE  # noqa: E402
+from mnistlab_tools.settings import LESSONS, SETTINGS, photo_paths, settings_of, switch  # noqa: E402
 
 LESSON_WORDS = {"mnistlab": "one", "handwriting": "two"}  # as the pages name the lessons
 CELL_START = '# %% tags=["parameters"]\n'
