@@ -393,7 +393,8 @@ def test_a_checkpoint_of_another_network_is_refused_plainly(tmp_path):
 
 @pytest.mark.parametrize("field, value, phrase", [
     ("arguments", {"channels": "16"}, "{'channels': '16'} that DigitNet does not take"),
-    ("arguments", {"channels": 100_000}, re.escape("where DigitNet's is (10, 3200000)")),  # not 2 TB
+    # told from the shapes, before 2 TB of weights are taken
+    ("arguments", {"channels": 100_000}, re.escape("where DigitNet's is (10, 3200000)")),
     ("arguments", {"width": 8}, "that DigitNet does not take"),
     ("arguments", [8], "where it must be the network class's arguments by name"),
     ("mean", "0.1307", "its mean is '0.1307', where it must be a number"),
