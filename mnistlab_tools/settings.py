@@ -451,14 +451,16 @@ def overridden_edits(settings):
             and cell[name] != defaults[name]]
 
 
-def settings_or_stop(cell, lesson="mnistlab"):
+def settings_or_stop(cell=None, lesson="mnistlab"):
     """read_settings of the lesson (a key of LESSONS), ending in one plain line, exit status 2,
     when a value is wrong; with --doctor, the doctor's report, then the end. In a kernel a wrong
     value stops the cell, and every later cell that uses the settings, rather than run on with
     the values from before.
 
-    `cell` may be the lesson's globals(): only the settings' names are read from it."""
-    values = {s.name: cell[s.name] for s in settings_of(LESSONS[lesson]) if s.name in cell}
+    `cell` may be the lesson's globals(): only the settings' names are read from it. Without
+    one, the lesson's defaults, as a program of your own beside the lessons has them."""
+    values = None if cell is None else {
+        s.name: cell[s.name] for s in settings_of(LESSONS[lesson]) if s.name in cell}
     try:
         settings = read_settings(values, lesson=lesson)
     except SettingsError as error:

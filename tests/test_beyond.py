@@ -82,7 +82,7 @@ def test_predict_reads_your_photos_with_the_saved_network(trained_out_dir, tmp_p
     # It names the network it reads with, and how well that did.
     assert f"Reading with {trained_out_dir / 'mnist_cnn.pt'} (lesson one's; .venv/bin/python " \
            f"handwriting.py trains one that reads photos better): a network that scored " \
-           in finished.stdout and "on the sample's test set." in finished.stdout
+           in finished.stdout and "on its test set, trained on 2,000 images." in finished.stdout
     for path in paths:
         assert f"{path.name}: " in finished.stdout and " %)" in finished.stdout
     assert (trained_out_dir / "your_digits.png").exists()
@@ -156,7 +156,7 @@ def test_the_fashion_network_is_refused_for_handwriting(fashion_run_all, tmp_pat
     _, mnist = tools.load_checkpoint(fashion_out_dir / "mnist_cnn.pt", saved.DigitNet, "cpu")
     _, fashion = tools.load_checkpoint(fashion_out_dir / "fashion_cnn.pt", saved.DigitNet, "cpu")
     # One did not replace the other.
-    assert (mnist["dataset"], fashion["dataset"]) == ("mnist", "fashion")
+    assert mnist["class_names"][9] == "9" and fashion["class_names"][9] == "Ankle boot"
     photo = tmp_path / "seven.jpg"
     photo_of(held_out_digits(count_per_class=1)[0][7], seed=3).save(photo)
     finished = run_predict(
@@ -168,7 +168,8 @@ def test_the_fashion_network_is_refused_for_handwriting(fashion_run_all, tmp_pat
     )
     assert finished.returncode == 2 and "Traceback" not in finished.stderr
     assert len(finished.stderr.strip().splitlines()) == 1
-    assert "trained on fashion" in finished.stderr and "mnist_cnn.pt" in finished.stderr
+    assert "tells apart T-shirt/top, Trouser, Pullover, …, not digits" in finished.stderr
+    assert "mnist_cnn.pt" in finished.stderr
 
 
 # TensorBoard

@@ -50,7 +50,8 @@ def test_lesson_two_in_a_terminal_trains_with_other_pens_and_reads_the_photo(aft
         assert (out_dir / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # Its own network and training state, beside lesson one's, which it leaves as they were.
     _, record = tools.load_checkpoint(out_dir / "handwriting_cnn.pt", saved.DigitNet, "cpu")
-    assert record["dataset"] == "mnist" and record["outcome"]["data"] == "sample"
+    assert record["class_names"] == [str(digit) for digit in range(10)]
+    assert record["outcome"]["training_images"] == 2000  # the sample's
     assert (out_dir / "handwriting_training.pt").exists() and (out_dir / "mnist_cnn.pt").exists()
     # The table compares it with lesson one's network, on digits with other pens.
     table = finished.stdout.split("Test digits read right, %:\n")[1].splitlines()
