@@ -1,4 +1,4 @@
-"""The parts a TrainingRun is made of, each on its own: the stop request, the probe's readings,
+"""The parts a Run's training is made of, each on its own: the stop request, the probe's readings,
 the epoch checkpointer that also resumes, and what a stopped run says and how it ends."""
 
 import signal
