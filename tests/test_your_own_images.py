@@ -19,6 +19,8 @@ from PIL import Image, ImageDraw
 import mnistlab_tools as tools
 
 PAGE = REPO / "docs" / "your-own-images.md"
+# One worker runs them all, so that they share the learner's folder and its first run.
+pytestmark = pytest.mark.xdist_group("your own images")
 SHAPES = ("circle", "cross", "square", "stripes", "triangle")
 
 
@@ -91,8 +93,15 @@ def my_images(folder, *options, started=False):
                           timeout=300)
 
 
-def test_the_program_on_the_page_trains_saves_and_draws_its_own_network(learners_folder):
-    finished = my_images(learners_folder, "--epochs", "3")
+@pytest.fixture(scope="module")
+def first_run(learners_folder):
+    """The page's program run for three epochs in the learner's folder, into outputs/."""
+    return my_images(learners_folder, "--epochs", "3")
+
+
+def test_the_program_on_the_page_trains_saves_and_draws_its_own_network(learners_folder,
+                                                                         first_run):
+    finished = first_run
     assert finished.returncode == 0 and "Traceback" not in finished.stderr, finished.stderr
     said = finished.stdout
     assert "500 training and 100 test images of 5 classes: circle, cross, square, stripes, " \
@@ -116,7 +125,8 @@ def test_the_program_on_the_page_trains_saves_and_draws_its_own_network(learners
     assert len(saved["mean"]) == 3 and round(saved["outcome"]["accuracy"], 2) == last
 
 
-def test_a_lesser_run_of_the_page_keeps_the_better_network(learners_folder):
+def test_a_lesser_run_of_the_page_keeps_the_better_network(learners_folder, first_run):
+    assert first_run.returncode == 0, first_run.stderr
     better = (learners_folder / "outputs" / "shapes_cnn.pt").read_bytes()
     finished = my_images(learners_folder, "--epochs", "1")
     assert finished.returncode == 0, finished.stderr
