@@ -373,6 +373,11 @@ def starting_values(settings, cell, environment):
     return values, origins
 
 
+def program_name(lesson, own_program):
+    """The script a terminal runs: the lesson's, or a program of the learner's own beside it."""
+    return Path(sys.argv[0]).name if own_program and not IN_NOTEBOOK else lesson.script
+
+
 class Settings(argparse.Namespace):
     """A lesson's settings, read and checked: each value by its name (settings.epochs), printed
     as a line of them all (describe)."""
@@ -404,13 +409,13 @@ def read_settings(cell=None, arguments=None, environment=None, lesson="mnistlab"
     if arguments is None:
         # A kernel's own command line (-f kernel.json) is not meant for the lesson.
         arguments = [] if IN_NOTEBOOK else sys.argv[1:]
-    lesson = LESSONS[lesson]
-    if cell is None:
+    lesson, own_program = LESSONS[lesson], cell is None
+    if own_program:  # a program beside the lessons, with their defaults: it has no cell
         cell = {setting.name: setting.default for setting in settings_of(lesson)}
     values, origins = starting_values(settings_of(lesson), cell,
                                       os.environ if environment is None else environment)
     parser = settings_parser(
-        f"{PYTHON} {lesson.script}",
+        f"{PYTHON} {program_name(lesson, own_program)}",
         f"{lesson.about} Each option overrides the lesson's parameters cell.",
         settings_of(lesson), values,
         "Each option can also be set by an environment variable, such as MNISTLAB_EPOCHS=3; an "
@@ -423,7 +428,7 @@ def read_settings(cell=None, arguments=None, environment=None, lesson="mnistlab"
                         "cluster, on the login node: compute nodes may have no internet)")
     settings = Settings(**vars(parse(parser, {**lesson.fixed, **values}, origins, arguments)))
     settings.lesson, settings.network_name = lesson, lesson.network or settings.dataset
-    settings.cell_values = {name: cell[name] for name in values if name in cell}
+    settings.cell_values = {} if own_program else {name: cell[name] for name in values}
     return settings
 
 
@@ -434,7 +439,8 @@ def describe(settings):
     if settings.origins:
         line += ("\n  (from " + ", ".join(f"{origin}: {name}" for name, origin in
                                           settings.origins.items())
-                 + "; these win over the parameters cell)")
+                 + "; these win over the "
+                 + ("parameters cell)" if settings.cell_values else "lesson's defaults)"))
     return "\n".join(["Settings: " + line, *overridden_edits(settings)])
 
 
@@ -464,7 +470,8 @@ def settings_or_stop(cell=None, lesson="mnistlab"):
     try:
         settings = read_settings(values, lesson=lesson)
     except SettingsError as error:
-        message = f"{error}. Run {PYTHON} {LESSONS[lesson].script} --help to see the settings."
+        script = program_name(LESSONS[lesson], cell is None)
+        message = f"{error}. Run {PYTHON} {script} --help to see the settings."
         if not IN_NOTEBOOK:
             stop(message)
         return BrokenSettings(f"{message} Fix it, then run the parameters cell and the cells "

@@ -156,3 +156,11 @@ def test_a_cut_run_of_the_page_resumes_to_the_uncut_runs_end(learners_folder, tm
     assert re.search(r"Resuming the run in .*shapes_training.pt after epoch \d+ of 40",
                      resumed.stdout)
     assert re.findall(r"epoch 40: .*", resumed.stdout)[0] == end
+
+
+def test_a_wrong_option_to_the_pages_program_stops_in_one_line(learners_folder):
+    finished = my_images(learners_folder, "--epochs", "0")
+    assert finished.returncode == 2 and finished.stdout == ""
+    assert finished.stderr.strip().splitlines() == [
+        "mnistlab: argument --epochs: '0' is not allowed: use a whole number from 1 to 10,000. "
+        "Run .venv/bin/python my_images.py --help to see the settings."]
