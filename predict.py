@@ -34,7 +34,7 @@ def read_options(arguments, environment):
 
 # The networks predict.py looks for in the output folder, best for handwriting first, and what
 # each is.
-NETWORKS = (("handwriting", "lesson two's, trained with other pens"),
+NETWORKS = (("handwriting", "lesson two's"),
             ("mnist", f"lesson one's; {tools.PYTHON} handwriting.py trains one that reads photos "
                       "better"))
 
@@ -48,6 +48,11 @@ def best_network(out_dir):
     tools.stop(f"There is no trained network in {tools.readable(out_dir)}: run "
                f"{tools.PYTHON} handwriting.py (or {tools.PYTHON} mnistlab.py) to train and save "
                f"one, or name one with --checkpoint.")
+
+
+def networks_beside(checkpoint):
+    """The networks a lesson saved beside this one, as NAME_cnn.WHY.pt, not to replace it."""
+    return sorted(checkpoint.parent.glob(f"{checkpoint.stem}.*{checkpoint.suffix}"))
 
 
 def read_photos(paths, checkpoint, device, what=""):
@@ -65,6 +70,9 @@ def read_photos(paths, checkpoint, device, what=""):
     digits, paths_read = tools.prepare_photos(paths, prepare_digit)
     which = f" ({what})" if what else ""
     print(f"Reading with {tools.readable(checkpoint)}{which}: {tools.network_record(saved)}.")
+    for other in networks_beside(Path(checkpoint)):
+        print(f"Beside it lies {tools.readable(other)}, which a lesson kept there rather than "
+              f"over it; give it with --checkpoint to read with it.")
     return digits, read_digits(model, digits, saved["mean"], saved["std"]), paths_read
 
 

@@ -239,6 +239,7 @@ class Run:
         running out of memory is said in a line; TensorBoard where asked."""
         settings = self.settings
         self.model, self.saved_path = None, None  # until this training starts
+        self.measured = None  # the versions of the weights the last test accuracy was read on
         self.images, self.steps_per_epoch = images, steps_per_epoch
         self.classes = classes_of(model, images)
         self.history = {"loss": [], "accuracy": [], "probes": []}
@@ -249,6 +250,8 @@ class Run:
             # First: another run training in this folder keeps its state, and this one stops.
             guards.enter_context(training_alone(self.folder))
             self.first_epoch = self.state.first_epoch(settings.resume, self.history)
+            if self.history["accuracy"]:  # a finished run resumed: its score is of these weights
+                self.measured = versions(model)
             if settings.tensorboard and not self.why_not_writable:
                 self.log = guards.enter_context(TensorBoardLog(self.folder / "runs", self.name,
                                                                model, images))
@@ -295,6 +298,7 @@ class Run:
             self.log.epoch(epoch, losses, loss, accuracy, len(self.history["loss"]))
         self.history["loss"] += losses
         self.history["accuracy"].append(float(accuracy))
+        self.measured = versions(self.model)
         if self.stop_request.requested and len(losses) < self.steps_per_epoch:  # cut in the epoch
             self.cut_short = True
             self.say_stopped(f"in epoch {epoch} of {self.settings.epochs}, after {len(losses)} "
@@ -317,7 +321,7 @@ class Run:
         """How the network was trained and how well it did, for its file to record: the test
         accuracy measured on this network after its last epoch."""
         return {"accuracy": self.history["accuracy"][-1], "complete": self.complete,
-                "training_images": len(self.images)}
+                "training_images": len(self.images), "trained_with": purposes(self.settings)}
 
     def save_network(self, class_names, mean, std, **arguments):
         """Save the network this run trained, with what it takes to use it again (the class
@@ -325,9 +329,14 @@ class Run:
         a better one is there: then beside it. The path written, or None, with a line that says
         why."""
         path = self.network_path()
-        if self.model is None or not self.history["accuracy"]:
+        if self.model is None or self.measured is None:
             print(f"Not saved: this run trained no network (its training cell stopped, or was "
                   f"not run), and {readable(path)} keeps what it had.")
+        elif versions(self.model) != self.measured:
+            print(f"Not saved: the network changed after its test accuracy was last read (a "
+                  f"second Ctrl-C or Interrupt stopped it in the middle of a batch, or it was "
+                  f"trained outside the run), so its score is unknown, and {readable(path)} "
+                  f"keeps what it had. Run the training cell again to train and measure it.")
         elif not self.learned:
             print(f"Not saved: the network did not learn, and {readable(path)} keeps what it "
                   f"had.")
@@ -360,6 +369,19 @@ def classes_of(model, images):
         classes = model.eval()(images[:1]).shape[-1]
     model.train(was_training)
     return classes
+
+
+def purposes(settings):
+    """What the run's switches train the network for (Setting.purpose), those switched on."""
+    return sorted(setting.purpose for setting in SETTINGS
+                  if setting.purpose and getattr(settings, setting.name, False))
+
+
+def versions(model):
+    """How many times each of the network's tensors has been changed in place: an optimiser's
+    step, batch normalisation's statistics and load_state_dict all count. Equal versions, the
+    same weights."""
+    return [tensor._version for tensor in model.state_dict(keep_vars=True).values()]
 
 
 def deciding_values(settings):

@@ -72,11 +72,17 @@ LESSER = {"cut-short": "it was cut short", "fewer-images": "it was trained on fe
 
 def why_lesser(outcome, old):
     """Why (a key of LESSER) a network with this outcome must not replace the one whose outcome
-    is `old`, or None. Trained on as many images (in a lesson, tested on the same set), only
-    a score as high or higher replaces it; otherwise a network cut short, or trained on fewer
-    images (the sample, say), never replaces one."""
+    is `old`, or None. Trained for the same purposes (Setting.purpose) on as many images (in a
+    lesson, tested on the same set), only a score as high or higher replaces it; otherwise a
+    network cut short, trained on fewer images (the sample, say), or trained for less (without
+    other pens) never replaces one, and one trained for more does."""
     if old is None:
         return None
+    lost = set(purposes_of(old)) - set(purposes_of(outcome))
+    if lost:  # it was not trained for what the saved one was: its plain score cannot tell
+        return "without-" + sorted(lost)[0].replace(" ", "-")
+    if set(purposes_of(outcome)) - set(purposes_of(old)):  # trained for more: nor here
+        return None if outcome["complete"] else "cut-short"
     if old.get("training_images") == outcome["training_images"] and "accuracy" in old:
         if outcome["accuracy"] >= old["accuracy"]:
             return None
@@ -97,12 +103,30 @@ def network_record(checkpoint):
     return f"a network that scored {describe_outcome(outcome)}{cut}"
 
 
+def purposes_of(outcome):
+    """What a network was trained for, as its record says (Run.outcome): [] where it says
+    nothing, or nothing that can be read."""
+    purposes = outcome.get("trained_with")
+    if isinstance(purposes, list) and all(isinstance(purpose, str) for purpose in purposes):
+        return purposes
+    return []
+
+
 def describe_outcome(old):
     if "accuracy" not in old:
         return "saved by an earlier lesson"
     trained = old.get("training_images")
     images = f"{trained:,} images" if isinstance(trained, int) else "images it did not record"
-    return f"{old['accuracy']:.2f} % on its test set, trained on {images}"
+    purposes = purposes_of(old)
+    with_them = f" with {' and '.join(purposes)}" if purposes else ""
+    return f"{old['accuracy']:.2f} % on its test set, trained on {images}{with_them}"
+
+
+def why_lesser_in_words(lesser):
+    if lesser.startswith("without-"):
+        purpose = lesser.removeprefix("without-").replace("-", " ")
+        return f"it was trained without {purpose}, and the saved one with them"
+    return LESSER[lesser]
 
 
 def kept_instead(path, outcome):
@@ -115,8 +139,8 @@ def kept_instead(path, outcome):
     beside = path.with_name(f"{path.stem}.{lesser}{path.suffix}")
     print(f"Kept {readable(path)} ({describe_outcome(old)}): this network "
           f"({outcome['accuracy']:.2f} %) is saved beside it as {readable(beside)}, since "
-          f"{LESSER[lesser]}. To use it all the same, give it to predict.py with --checkpoint, "
-          f"or put it in the other's place: mv {shlex.quote(readable(beside))} "
+          f"{why_lesser_in_words(lesser)}. To use it all the same, give it to predict.py with "
+          f"--checkpoint, or put it in the other's place: mv {shlex.quote(readable(beside))} "
           f"{shlex.quote(readable(path))}")
     return beside
 

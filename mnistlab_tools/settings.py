@@ -235,6 +235,9 @@ class Setting:
     comment: str = ""  # in the parameters cell, when not the help
     docs: str = ""  # in docs/settings.md's table (Markdown), when not the comment
     decides_result: bool = False  # a run cut short resumes only with the same value
+    # What a switch trains the network for, such as "other pens": a network trained without it
+    # never replaces one trained with it, whatever their plain test accuracy says.
+    purpose: str = ""
 
     @property
     def flag(self):
@@ -273,7 +276,7 @@ SETTINGS = [
             docs="train on half of each batch redrawn with other pens, slants, sizes, places and "
             "bends, so that the network reads more hands than MNIST's (lesson one trains without "
             "them: see [Your own handwriting](beyond.md#your-own-handwriting))",
-            decides_result=True),
+            decides_result=True, purpose="other pens"),
     Setting("device_name", "auto", device_choice, "where to train: auto, cpu, cuda, cuda:N or "
             "mps; auto takes the idle GPU with the most free memory that this PyTorch can run, "
             "else the cpu", "NAME", "--device",

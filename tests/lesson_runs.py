@@ -226,13 +226,20 @@ def training_run(out_dir, images=2000, *options, epochs=2, network=saved.DigitNe
     """The training of a Run with the lesson's settings on the sample for `epochs`, saving into
     out_dir, around a fresh network and blank images, as `with training_run(…) as run:`: for
     tests that drive its epochs by hand."""
+    return run_and_training(out_dir, images, *options, epochs=epochs, network=network)[1]
+
+
+def run_and_training(out_dir, images=2000, *options, epochs=2, network=saved.DigitNet):
+    """(run, training): training_run's Run, and its training, for a test that looks at the run
+    after a training that never started."""
     settings = tools.read_settings(lesson_parameters(), ["--sample", "--epochs", str(epochs),
                                                          "--out-dir", str(out_dir), *options], {})
     torch.manual_seed(0)
     model, pictures = network(settings.channels), torch.zeros(images, 1, 28, 28)
     steps_per_epoch = saved.steps_in_an_epoch(pictures, settings.batch_size)
     optimizer, scheduler = saved.one_cycle_adam(model, settings.lr, epochs * steps_per_epoch)
-    return tools.Run(settings).training(model, optimizer, scheduler, pictures, steps_per_epoch)
+    run = tools.Run(settings)
+    return run, run.training(model, optimizer, scheduler, pictures, steps_per_epoch)
 
 
 class Kernel:
