@@ -47,8 +47,8 @@ def check_weights(answer, network_class, channels=8):
                         f"of DigitNet(channels={2 * channels})'s {wider:,}: the second "
                         f"convolution's weights grow as the square of the channels.")
     mistakes = {
-        wider: f"that is DigitNet(channels={2 * channels})'s count, printed above the training; "
-               f"count again with channels={channels}.",
+        wider: f"that is DigitNet(channels={2 * channels})'s count; count again with "
+               f"channels={channels}.",
         total - counts.get("BatchNorm2d", 0): "batch normalisation learns weights too: a scale "
                                               "and an offset for each of its maps.",
         total - 10: "the linear layer has a bias for each of the ten digits.",
@@ -77,6 +77,9 @@ def check_shape(answer, features, side=32):
         return told(2, NOT_TRIED)
     shape = features_shape(features, side)
     given = tuple(answer) if isinstance(answer, (tuple, list)) else ()
+    if not all(whole(number) for number in given):
+        return hint(2, f"give whole numbers, (maps, height, width), such as (16, 7, 7), not "
+                       f"{short(answer)}.")
     if given[-3:] == shape and set(given[:-3]) <= {1}:  # (1, maps, height, width) will do too
         return right(2, f"{shape}: {side} → {side - 4} → {(side - 4) // 2} → "
                         f"{(side - 4) // 2 - 4} → {shape[1]} pixels a side, in {shape[0]} maps. "
@@ -96,8 +99,9 @@ def check_first_loss(answer, history, classes=10):
     """Exercise 3: the loss before training, that of guessing among `classes` equally."""
     if answer is None:
         return told(3, NOT_TRIED)
-    if not isinstance(answer, numbers.Real) or isinstance(answer, bool):
-        return hint(3, f"give a number, such as 1.5, not {answer!r}.")
+    if as_number(answer) is None:
+        return hint(3, f"give a number, such as 1.5, not {short(answer)}.")
+    answer = as_number(answer)
     guessing = math.log(classes)
     first = history["loss"][0] if history["loss"] else guessing
     if abs(answer - guessing) < 0.1 or abs(answer - first) < 0.05:
@@ -118,14 +122,23 @@ def check_most_frequent_mistake(answer, confusion):
     classes down, predicted across) counts most often off its diagonal."""
     if answer is None:
         return told(4, NOT_TRIED)
-    counts = {(row, column): int(confusion.loc[row, column]) for row in confusion.index
-              for column in confusion.columns if row != column}
-    pair = tuple(str(name) for name in answer) if isinstance(answer, (tuple, list)) else ()
+    counts = {(str(row), str(column)): int(confusion.loc[row, column])
+              for row in confusion.index for column in confusion.columns if row != column}
+    pair = tuple(map(class_name, answer)) if isinstance(answer, (tuple, list)) else ()
+    if max(counts.values(), default=0) == 0:
+        return told(4, "your network misread none of the test images, so there is no most "
+                       "frequent mistake to find: train a narrower network, or fewer steps, "
+                       "and look again.")
     if pair in counts and counts[pair] == max(counts.values()):
         return right(4, f"{counts[pair]} test images known to be {pair[0]} were read as "
-                        f"{pair[1]}. The gallery of misread digits shows some of them: often "
-                        f"they are written the way the other digit is.")
+                        f"{pair[1]}. The gallery of misread images shows some of them: often "
+                        f"they look much like the other class.")
     hint(4, mistake_hint(pair, counts, list(confusion.index)))
+
+
+def class_name(value):
+    """A class as the confusion matrix names it: 7, "7" and tensor(7) are all "7"."""
+    return str(value.item() if hasattr(value, "item") else value)
 
 
 def mistake_hint(pair, counts, classes):
@@ -133,7 +146,7 @@ def mistake_hint(pair, counts, classes):
     most = max(counts.values())
     if len(pair) != 2:
         return 'give two class names in brackets, (known, predicted), such as ("7", "2").'
-    if pair[0] == pair[1] and pair[0] in classes:
+    if pair[0] == pair[1] and pair[0] in map(str, classes):
         return "the diagonal holds the right answers: look off it."
     if pair not in counts:
         return f"name two of the classes: {', '.join(map(str, classes))}."
@@ -165,10 +178,10 @@ def check_accuracy(my_accuracy):
         if isinstance(given, torch.Tensor):
             return hint(5, "it gives a tensor; .item() makes a one-number tensor a Python "
                            "number.")
-        if not isinstance(given, numbers.Real):
-            return hint(5, f"it gives {given!r}; it should give a number.")
-        if abs(given - expected) > 1e-6:
-            return hint(5, accuracy_hint(predicted, known, expected, given))
+        if as_number(given) is None:
+            return hint(5, f"it gives {short(given)}; it should give a number from 0 to 100.")
+        if not abs(as_number(given) - expected) <= 1e-6:  # NaN is never close
+            return hint(5, accuracy_hint(predicted, known, expected, as_number(given)))
     right(5, "(predicted == known) is a tensor of True and False; .float() makes them 1 and 0, "
              "and their .mean() is the share that is right, times 100 a percentage. It is "
              "the lesson's own accuracy.")
@@ -176,6 +189,8 @@ def check_accuracy(my_accuracy):
 
 def accuracy_hint(predicted, known, expected, given):
     cases = f"predicted={predicted} and known={known}"
+    if not math.isfinite(given):
+        return f"for {cases} it gives {given}, which is no percentage: check the division."
     if abs(given - expected / 100) < 1e-6:
         return f"for {cases} it gives {given:g}, a share: a percentage is 100 times that."
     if abs(given - expected * len(known) / 100) < 1e-6:
@@ -184,10 +199,35 @@ def accuracy_hint(predicted, known, expected, given):
     return f"for {cases} it gives {given!r}, where {expected:g} are right out of 100."
 
 
+def whole(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def as_number(value):
+    """The answer as a float, or None where it is no number, or too large to be one."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # 10**400
+        return None
+
+
+def short(answer):
+    """An answer as the hint quotes it: its repr, cut to a line."""
+    text = repr(answer)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def check_exercise(number, answer, *against):
     """Check the answer to exercise `number` of lesson one against what the lesson made: 1, the
     network class; 2, the network's features; 3, the run's history; 4, the confusion matrix; 5,
-    nothing (the answer is the learner's function)."""
+    nothing (the answer is the learner's function). Whatever the answer is, it prints a line
+    and raises nothing."""
     checks = {1: check_weights, 2: check_shape, 3: check_first_loss,
               4: check_most_frequent_mistake, 5: check_accuracy}
-    return checks[number](answer, *against)
+    try:
+        return checks[number](answer, *against)
+    except Exception as error:  # an answer of a form no check foresaw: a hint, not a traceback
+        hint(number, f"{short(answer)} could not be checked ({type(error).__name__}): give it "
+                     f"in the form the comment beside it shows.")

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from mnistlab_tools.exercises import (check_accuracy, check_first_loss, check_most_frequent_mistake,
-                                      check_shape, check_weights)
+from mnistlab_tools.exercises import (check_accuracy, check_exercise, check_first_loss,
+                                      check_most_frequent_mistake, check_shape, check_weights)
 from mnistlab_saved import DigitNet, accuracy
 
 # DigitNet(channels=8), counted by hand: 1 × 8 × 25 + 8 × 16 × 25 weights of the convolutions,
@@ -131,3 +131,53 @@ def test_the_check_of_the_shape_leaves_the_network_as_it_was():
     assert features.training
     assert all(torch.equal(a, b) for a, b in zip(before, features.state_dict().values(),
                                                   strict=True))
+
+
+# Answers of any form: one line each, never a traceback (the lesson calls check_exercise).
+
+def against(number, confusion):
+    """What the lesson gives check_exercise besides the answer."""
+    return {1: (DigitNet,), 2: (DigitNet(16).features,), 3: ({"loss": [2.31, 2.2]},),
+            4: (confusion,), 5: ()}[number]
+
+
+@pytest.mark.parametrize("number, answer, hint", [
+    (1, 10**400, "count layer by layer"),
+    (1, "6018", "give a whole number"),
+    (2, [[1], 32, 5, 5], "give whole numbers, (maps, height, width)"),
+    (2, (32.0, 5, 5), "give whole numbers"),
+    (2, {"maps": 32}, "give three numbers in brackets"),
+    (3, 10**400, "give a number, such as 1.5, not 1000"),
+    (3, float("nan"), "each digit gets a probability of 1/10"),
+    (3, object(), "give a number, such as 1.5"),
+    (4, (4, None), "name two of the classes"),
+    (4, {"4": "9"}, "give two class names in brackets"),
+    (5, lambda predicted, known: float("nan"), "it gives nan, which is no percentage"),
+    (5, lambda predicted, known: 10**400, "it gives 1000"),
+    (5, lambda predicted, known: float("inf"), "it gives inf, which is no percentage"),
+    (5, "accuracy", "your function raised TypeError"),
+])
+def test_no_answer_raises_and_a_wrong_one_is_never_right(capsys, confusion, number, answer,
+                                                         hint):
+    line = told(capsys, check_exercise, number, answer, *against(number, confusion))
+    assert line.startswith(f"Exercise {number}: not yet. Hint: ") and hint in line, line
+
+
+def test_a_mistake_named_with_tensors_is_the_confusion_matrixs(capsys, confusion):
+    line = told(capsys, check_exercise, 4, (torch.tensor(4), torch.tensor(9)), confusion)
+    assert line.startswith("Exercise 4: right. 11 test images known to be 4 were read as 9")
+
+
+def test_a_network_without_mistakes_has_no_most_frequent_one(capsys):
+    perfect = pd.DataFrame(0, index=DIGITS, columns=DIGITS)
+    for digit in range(10):
+        perfect.iloc[digit, digit] = 100
+    line = told(capsys, check_exercise, 4, ("7", "2"), perfect)
+    assert "misread none of the test images" in line and "right" not in line
+
+
+def test_a_fashion_mistake_is_told_without_digits(capsys):
+    names = ["Shirt", "T-shirt/top", "Coat"]
+    counts = pd.DataFrame([[80, 15, 5], [9, 90, 1], [7, 2, 91]], index=names, columns=names)
+    line = told(capsys, check_exercise, 4, ("Shirt", "T-shirt/top"), counts)
+    assert line.startswith("Exercise 4: right.") and "digit" not in line and "written" not in line
