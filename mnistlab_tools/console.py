@@ -55,10 +55,9 @@ def printable(text):
 def readable(path):
     """A path as a learner would type it, printable: relative to the current folder when inside
     it."""
-    path = Path(path)
     try:
-        return printable(str(path.resolve().relative_to(Path.cwd())))
-    except (ValueError, OSError):
+        return printable(str(Path(path).resolve().relative_to(Path.cwd())))
+    except Exception:  # outside the current folder, a loop of links, a folder that vanished
         return printable(str(path))
 
 

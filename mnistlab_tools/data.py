@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .console import IN_NOTEBOOK, readable, stop
-from .files import DISK_FULL, HERE, NOT_WRITABLE, folder_fault, open_regular, what_is_at, writing
+from .files import (DISK_FULL, HERE, NOT_WRITABLE, folder_fault, made_folder, open_regular,
+                    what_is_at, writing)
 
 SAMPLE_DIR = HERE / "sample"
 
@@ -156,7 +157,7 @@ def fetch_from_any(mirrors, packed):
 
 def download(raw_dir, mirrors):
     """Fetch and unpack each missing file; a .gz already there (fetched by hand, say) is used."""
-    raw_dir.mkdir(parents=True, exist_ok=True)
+    made_folder(raw_dir, "--data-dir")
     for name, layout in IDX_FILES.items():
         path, packed = raw_dir / name, raw_dir / f"{name}.gz"
         if path.is_file():

@@ -197,12 +197,19 @@ def job_lines(environment):
                 f"the job's node {environment.get('SLURM_JOB_NODELIST', '?')}: what you start "
                 f"here runs on the login node. Run the lesson with srun, or first open a shell "
                 f"on the node with: srun --pty bash"]
+    state = slurm("squeue", "-h", "-j", job, "-o", "%L %m")
+    if not state and slurm("sinfo", "-h", "-o", "%P") is not None:
+        # Slurm answers, and no longer knows the job: its variables outlived it in this shell
+        return [f"Slurm: SLURM_JOB_ID={job} is left in this shell from a job that has ended "
+                f"(squeue no longer knows it), so this shell is in no job, and the job's share "
+                f"of CPUs and GPUs is no longer yours. Open a new shell, or clear the job's "
+                f"variables with: unset ${{!SLURM_@}}", *outside_job_lines(host, environment)]
+    left, memory = state.split()[:2] if state else ("an unknown time", "an unknown amount")
     cpus, gpus, threads = job_cpus(environment), job_gpus(environment), usable_cores(environment)
-    left, memory = (slurm("squeue", "-h", "-j", job, "-o", "%L %m") or "? ?").split()[:2]
-    given = [f"{cpus} CPU{'s' * (cpus != 1)}" if cpus else "? CPUs", f"{memory} of memory",
-             f"GPUs {gpus}" if gpus else "no GPU"]
-    lines = [f"Slurm job {job} ({environment.get('SLURM_JOB_NAME', '?')}) on node {node or host}: "
-             f"{', '.join(given)}; {left} left"]
+    given = [f"{cpus} CPU{'s' * (cpus != 1)}" if cpus else "CPUs Slurm did not say",
+             f"{memory} of memory", f"GPUs {gpus}" if gpus else "no GPU"]
+    lines = [f"Slurm job {job} ({environment.get('SLURM_JOB_NAME', 'unnamed')}) on node "
+             f"{node or host}: {', '.join(given)}; {left} left"]
     on_cpu = f"on the CPU with up to {threads} thread{'s' * (threads != 1)}"
     if gpus:
         visible = environment.get("CUDA_VISIBLE_DEVICES", "")

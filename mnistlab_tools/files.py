@@ -99,7 +99,10 @@ def why_not_saved(error):
     number = getattr(error, "errno", None)
     if number in DISK_FULL or "unexpected pos" in str(error):  # torch's words for a full disk
         return ("No space left on device. Make room, or choose another folder with --out-dir")
-    reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+    blocker = in_the_way(Path(error.filename).parent) if getattr(error, "filename", None) \
+        else None
+    reason = (in_the_way_line(blocker, "") if blocker is not None else
+              getattr(error, "strerror", None) or str(error).splitlines()[0])
     return f"{reason}. Choose another folder with --out-dir"
 
 
@@ -156,12 +159,41 @@ def open_regular(path):
         raise
 
 
+def in_the_way(folder):
+    """The first of `folder` and the folders above it that stands there as something else (a
+    file, a pipe), so that the folder cannot be made; None where nothing is in the way."""
+    for place in [Path(folder), *Path(folder).parents]:
+        found = what_is_at(place)
+        if found != "nothing":
+            return place if found in ("file", "other") else None
+    return None
+
+
+def in_the_way_line(blocker, folder):
+    """What is in the folder's way, in words."""
+    if Path(blocker) == Path(folder):
+        return "it is a file, not a folder"
+    return f"{readable(blocker)} is a file, not a folder"
+
+
+def made_folder(folder, option):
+    """`folder`, made if missing; where a file stands at its name or above it, a stop in one
+    line that names the file and the option (--out-dir, --data-dir) that chooses another."""
+    blocker = in_the_way(folder)
+    if blocker is not None:
+        stop(f"cannot make the folder {readable(folder)}: {in_the_way_line(blocker, folder)}. "
+             f"Move the file away, or choose another folder with {option}.")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return Path(folder)
+
+
 def why_not_writable(folder):
     """None if files can be written in `folder` (made if missing), else the reason in a few words.
     It writes and removes a file, since permissions, read-only disks and a file in the folder's
     place all show up that way, and os.access misses some of them."""
-    if what_is_at(folder) in ("file", "other"):
-        return "it is a file, not a folder"
+    blocker = in_the_way(folder)
+    if blocker is not None:
+        return in_the_way_line(blocker, folder)
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=folder).close()

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .console import IN_NOTEBOOK, end_at_once, readable, stop
 from .device import out_of_memory_stops
 from .figures import show
-from .files import new_folder, training_alone, why_not_writable
+from .files import made_folder, new_folder, training_alone, why_not_writable
 from .saved import (
     CheckpointError,
     TrainingState,
@@ -108,6 +108,7 @@ class TensorBoardLog:
     def __init__(self, runs, network_name, model, images):
         from torch.utils.tensorboard import SummaryWriter  # it needs the tensorboard package
 
+        made_folder(runs, "--out-dir")
         self.log_dir = new_folder(runs, f"{network_name}-{time.strftime('%Y%m%d-%H%M%S')}")
         self.writer = SummaryWriter(self.log_dir)
         pictures = images[:32]

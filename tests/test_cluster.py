@@ -457,3 +457,14 @@ def test_a_job_with_a_gpu_is_told_which_cuda_number_it_has():
     threads = min(len(os.sched_getaffinity(0)), 4)  # the job's 4, where this machine has them
     assert lines[1].endswith(f"and otherwise on the CPU with up to {threads} thread" +
                              "s" * (threads > 1))
+
+
+def test_a_job_id_left_from_an_ended_job_is_not_taken_for_a_running_job(slurm, monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", slurm.environment["SLURM_CONF"])
+    gone = "987654"  # a job this cluster no longer knows, as it forgets every ended one
+    lines = cluster_lines({"SLURM_JOB_ID": gone, "SLURMD_NODENAME": slurm.node,
+                           "SLURM_CPUS_PER_TASK": "4"})
+    assert lines[0].startswith(f"Slurm: SLURM_JOB_ID={gone} is left in this shell from a job "
+                               f"that has ended")
+    assert "unset ${!SLURM_@}" in lines[0] and "?" not in " ".join(lines)
+    assert lines[1].startswith(f"Slurm: {slurm.node} is a login node")

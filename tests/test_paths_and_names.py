@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 from fake_data import held_out_digits
+from run_outputs import assert_plain_stop
 from lesson_runs import (
     HANDWRITING_NOTEBOOK,
     REPO,
     lesson_environment,
     lesson_parameters,
+    run_lesson,
     run_predict,
 )
 
@@ -257,3 +259,42 @@ def test_ctrl_c_during_a_slow_download_leaves_nothing_half_written(tmp_path):
     assert lesson.returncode == 130 and "Traceback" not in errors, errors
     assert "downloading train-images-idx3-ubyte.gz" in errors  # the progress bar, with its size
     assert list(raw_dir.iterdir()) == []
+
+
+# A file where the project makes a folder of its own
+
+@pytest.mark.parametrize("options, blocker, option", [
+    (["--data-dir", "notes"], "notes is a file", "--data-dir"),  # the data folder itself
+    (["--data-dir", "data"], "data/MNIST is a file", "--data-dir"),  # a folder on its way
+    (["--get-data", "--data-dir", "data"], "data/MNIST is a file", "--data-dir"),
+    (["--sample", "--tensorboard", "--out-dir", "out"], "it is a file", "--out-dir"),  # runs/
+])
+def test_a_file_where_a_folder_of_the_lessons_goes_is_named_in_one_line(tmp_path, options,
+                                                                         blocker, option):
+    (tmp_path / "notes").write_text("my notes")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "MNIST").write_text("not a folder")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "runs").write_text("not a folder")
+    finished = run_lesson(*options, "--mirror", "http://127.0.0.1:9/", cwd=tmp_path,
+                          environment=lesson_environment(tmp_path / "out"))
+    assert_plain_stop(finished, "cannot make the folder", blocker, f"another folder with {option}")
+    assert (tmp_path / "notes").read_text() == "my notes"  # nothing lost
+
+
+def test_an_output_folder_below_a_file_names_the_file(tmp_path):
+    (tmp_path / "notes").write_text("my notes")
+    assert why_not_writable(tmp_path / "notes" / "outputs") == \
+        f"{tools.readable(tmp_path / 'notes')} is a file, not a folder"
+
+
+def test_a_path_in_a_message_never_raises(tmp_path, monkeypatch):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a link to itself
+    assert tools.readable(tmp_path / "loop" / "x").endswith("loop/x")
+    latin1 = os.fsdecode(b"caf\xe9.jpg")  # a name in another encoding than UTF-8
+    assert tools.readable(latin1) == "caf\N{REPLACEMENT CHARACTER}.jpg"
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()  # the folder the learner stands in, removed by another shell
+    assert tools.readable("outputs/mnist_cnn.pt") == "outputs/mnist_cnn.pt"
