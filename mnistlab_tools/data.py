@@ -3,6 +3,7 @@ all, and falling back to the committed sample without a network. torchvision rea
 it is imported only when the lesson asks for its dataset class."""
 
 import collections
+import errno
 import gzip
 import importlib
 import sys
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .console import IN_NOTEBOOK, readable, stop
-from .files import (DISK_FULL, HERE, NOT_WRITABLE, folder_fault, made_folder, open_regular,
+from .files import (DISK_FULL, HERE, NOT_WRITABLE, folder_fault, make_folder, open_regular,
                     what_is_at, writing)
 
 SAMPLE_DIR = HERE / "sample"
@@ -157,7 +158,7 @@ def fetch_from_any(mirrors, packed):
 
 def download(raw_dir, mirrors):
     """Fetch and unpack each missing file; a .gz already there (fetched by hand, say) is used."""
-    made_folder(raw_dir, "--data-dir")
+    make_folder(raw_dir)
     for name, layout in IDX_FILES.items():
         path, packed = raw_dir / name, raw_dir / f"{name}.gz"
         if path.is_file():
@@ -180,6 +181,9 @@ def why_no_download(info, raw_dir, error, mirrors):
     if error.errno in DISK_FULL:
         return (f"the disk of {where} is full ({error.strerror}): the dataset needs up to 90 MB "
                 f"there. Make room, or name a folder on another disk with --data-dir")
+    if error.errno == errno.ENOTDIR:
+        return (f"{error.strerror}, so {info.name} cannot be put in {readable(raw_dir)}. Move "
+                f"the file away, or name another folder with --data-dir")
     if error.errno in NOT_WRITABLE and packed_files_there(raw_dir):
         return (f"{readable(raw_dir)} holds the four .gz files, but cannot be written by you "
                 f"({error.strerror}), so they cannot be unpacked there. Unpack them into a "

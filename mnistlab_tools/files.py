@@ -8,6 +8,7 @@ import glob
 import io
 import itertools
 import os
+import re
 import secrets
 import socket
 import stat
@@ -27,8 +28,9 @@ NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows, where links need rig
 
 
 def folder_fault(error):
-    """Whether an OSError is the folder's: it cannot be written, or its disk is full."""
-    return getattr(error, "errno", None) in NOT_WRITABLE + DISK_FULL
+    """Whether an OSError is the folder's: it cannot be written, a file stands in its place,
+    or its disk is full."""
+    return getattr(error, "errno", None) in (*NOT_WRITABLE, *DISK_FULL, errno.ENOTDIR)
 
 
 def new_partial_file(path):
@@ -176,14 +178,23 @@ def in_the_way_line(blocker, folder):
     return f"{readable(blocker)} is a file, not a folder"
 
 
+def make_folder(folder):
+    """Make `folder` if missing; where a file stands at its name or above it, NotADirectoryError
+    with the file named in its strerror."""
+    blocker = in_the_way(folder)
+    if blocker is not None:
+        raise NotADirectoryError(errno.ENOTDIR, in_the_way_line(blocker, folder), str(folder))
+    Path(folder).mkdir(parents=True, exist_ok=True)
+
+
 def made_folder(folder, option):
     """`folder`, made if missing; where a file stands at its name or above it, a stop in one
     line that names the file and the option (--out-dir, --data-dir) that chooses another."""
-    blocker = in_the_way(folder)
-    if blocker is not None:
-        stop(f"cannot make the folder {readable(folder)}: {in_the_way_line(blocker, folder)}. "
-             f"Move the file away, or choose another folder with {option}.")
-    Path(folder).mkdir(parents=True, exist_ok=True)
+    try:
+        make_folder(folder)
+    except NotADirectoryError as error:
+        stop(f"cannot make the folder {readable(folder)}: {error.strerror}. Move the file away, "
+             f"or choose another folder with {option}.")
     return Path(folder)
 
 
@@ -224,7 +235,8 @@ def training_alone(folder):
     """While the block runs, no other run trains in `folder`: a second one stops in one line that
     names this process. The operating system lets go of the lock when the process ends, however
     it ends. Where the folder cannot be written, nothing there can be spoilt, and no lock is
-    taken; nor on systems without flock (Windows)."""
+    taken; nor on systems without flock (Windows). Where the file system has no locks (NFS
+    without its lock daemon), the note the lock file holds decides, with a word that says so."""
     try:
         import fcntl
     except ImportError:
@@ -239,10 +251,11 @@ def training_alone(folder):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 300, 0).decode("utf-8", "replace").strip() or "another run"
-            stop(f"{holder} is training in {readable(folder)} now, and two runs in one folder "
-                 f"would spoil each other's training state. Wait until it ends, or give this run "
-                 f"a folder of its own with --out-dir (MNISTLAB_OUT_DIR).")
+            busy(holder_of(fd), folder)
+        except OSError as error:
+            if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            without_locks(holder_of(fd), lock, error)
         with contextlib.suppress(OSError):  # a lock file of another user's may be read-only
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}, started "
@@ -254,6 +267,44 @@ def training_alone(folder):
         os.close(fd)  # and with it the lock
 
 
+def lock_can_be_taken(folder):
+    """Stop now, before the run writes anything, where the folder's lock could never be taken
+    (another user's lock that you may not open, a link planted at its name)."""
+    fd = open_lock(Path(folder) / LOCK_NAME)
+    if fd is not None:
+        os.close(fd)
+
+
+def holder_of(fd):
+    """The note a training run left in the lock file: "process 123 on node7, started …", or ""."""
+    return os.pread(fd, 300, 0).decode("utf-8", "replace").strip()
+
+
+def busy(holder, folder):
+    stop(f"{holder or 'another run'} is training in {readable(folder)} now, and two runs in one "
+         f"folder would spoil each other's training state. Wait until it ends, or give this run "
+         f"a folder of its own with --out-dir (MNISTLAB_OUT_DIR).")
+
+
+def without_locks(holder, lock, error):
+    """On a file system that cannot lock (ENOLCK): stop where the lock file's note names a run
+    that may be training; else say that the note alone keeps runs apart, and go on."""
+    why = error.strerror or str(error)
+    named = re.match(r"process (\d+) on ([^,\s]+),", holder)
+    here = named and named[2] == socket.gethostname()
+    if named and (not here or alive(int(named[1]))):
+        where = "" if here else (f" It runs on another machine, where this one cannot see it: "
+                                 f"if no run is training there, delete {readable(lock)}.")
+        stop(f"{holder} may be training in {readable(lock.parent)} now: this file system cannot "
+             f"lock files ({why}), so the lesson goes by the note the run "
+             f"left in {readable(lock)}, and two runs in one folder would spoil each other's "
+             f"training state.{where} Or give this run a folder of its own with --out-dir.")
+    print(f"Note: the file system of {readable(lock.parent)} cannot lock files ({why}; NFS "
+          f"without its lock daemon, say). The lesson goes by the note it leaves in "
+          f"{readable(lock)}: start no second run in this folder while this one trains, or give "
+          f"each a folder of its own on a local disk.")
+
+
 def open_lock(lock):
     """The lock file's descriptor, made if missing; None where the folder cannot be written. A
     link planted at its name is refused, never followed."""
@@ -262,6 +313,13 @@ def open_lock(lock):
     except PermissionError:
         try:
             fd = os.open(lock, os.O_RDONLY | NO_FOLLOW)  # another user's lock: flock needs no more
+        except PermissionError:
+            if what_is_at(lock) != "file":
+                return None  # a folder you may not write: nothing of yours, or theirs, to spoil
+            stop(f"{readable(lock)}, the lock of another user's runs in {readable(lock.parent)}, "
+                 f"cannot be opened by you (permission denied), so this run cannot tell whether "
+                 f"theirs is training there now. Ask its owner (ls -l shows who) to make it "
+                 f"readable (chmod a+r), or give this run a folder of its own with --out-dir.")
         except OSError:
             return None
     except OSError as error:
@@ -270,6 +328,11 @@ def open_lock(lock):
                  f"Remove it (ls -l shows who made it), or choose another folder with --out-dir.")
         return None  # a read-only or missing folder: nothing to keep apart
     found = os.fstat(fd)
+    if found.st_uid == os.geteuid() and stat.S_ISREG(found.st_mode):
+        # Readable by all, writable by the group, whatever the umask: in a folder a group
+        # shares, the others' runs open it to wait their turn.
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o664)
     if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1:  # a hard link: another's file
         os.close(fd)
         what = "a file of other names too" if stat.S_ISREG(found.st_mode) else kind_of(

@@ -21,7 +21,8 @@ from tqdm import tqdm
 from .console import IN_NOTEBOOK, end_at_once, readable, stop
 from .device import out_of_memory_stops
 from .figures import show
-from .files import made_folder, new_folder, training_alone, why_not_writable
+from .files import (lock_can_be_taken, made_folder, new_folder, training_alone,
+                    why_not_writable)
 from .saved import (
     CheckpointError,
     TrainingState,
@@ -221,6 +222,8 @@ class Run:
             print(f"Warning: cannot write to {readable(self.folder)} ({self.why_not_writable}). "
                   f"The lesson goes on, but its figures and the trained network will not be "
                   f"saved. Choose another folder with --out-dir or MNISTLAB_OUT_DIR.")
+        else:
+            lock_can_be_taken(self.folder)
         self.model, self.saved_path = None, None
         self.history = {"loss": [], "accuracy": [], "probes": []}
         self.learned, self.seconds, self.cut_short, self.stop_request = True, 0.0, False, None

@@ -68,8 +68,9 @@ def test_predict_after_lesson_two_reads_with_its_network_and_says_so(after_lesso
     finished = run_predict(str(REPO / "sample" / "photo_of_a_7.jpg"), cwd=tmp_path,
                            environment=lesson_environment(out_dir))
     assert finished.returncode == 0, finished.stderr
-    assert (f"Reading with {out_dir / 'handwriting_cnn.pt'} (lesson two's, trained with other "
-            f"pens): a network that scored ") in finished.stdout
+    assert (f"Reading with {out_dir / 'handwriting_cnn.pt'} (lesson two's): a network that "
+            f"scored ") in finished.stdout
+    assert "on its test set, trained on 2,000 images with other pens." in finished.stdout
     assert "photo_of_a_7.jpg: 7 (" in finished.stdout
 
 

@@ -263,23 +263,39 @@ def test_ctrl_c_during_a_slow_download_leaves_nothing_half_written(tmp_path):
 
 # A file where the project makes a folder of its own
 
+def a_folder_with_files_in_the_way(folder):
+    (folder / "notes").write_text("my notes")
+    (folder / "data").mkdir()
+    (folder / "data" / "MNIST").write_text("not a folder")
+    (folder / "out").mkdir()
+    (folder / "out" / "runs").write_text("not a folder")
+
+
 @pytest.mark.parametrize("options, blocker, option", [
-    (["--data-dir", "notes"], "notes is a file", "--data-dir"),  # the data folder itself
-    (["--data-dir", "data"], "data/MNIST is a file", "--data-dir"),  # a folder on its way
+    (["--get-data", "--data-dir", "notes"], "notes is a file", "--data-dir"),
     (["--get-data", "--data-dir", "data"], "data/MNIST is a file", "--data-dir"),
     (["--sample", "--tensorboard", "--out-dir", "out"], "it is a file", "--out-dir"),  # runs/
 ])
 def test_a_file_where_a_folder_of_the_lessons_goes_is_named_in_one_line(tmp_path, options,
                                                                          blocker, option):
-    (tmp_path / "notes").write_text("my notes")
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "MNIST").write_text("not a folder")
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "runs").write_text("not a folder")
+    a_folder_with_files_in_the_way(tmp_path)
     finished = run_lesson(*options, "--mirror", "http://127.0.0.1:9/", cwd=tmp_path,
                           environment=lesson_environment(tmp_path / "out"))
-    assert_plain_stop(finished, "cannot make the folder", blocker, f"another folder with {option}")
+    assert_plain_stop(finished, blocker, f"another folder with {option}")
     assert (tmp_path / "notes").read_text() == "my notes"  # nothing lost
+
+
+@pytest.mark.parametrize("data_dir, blocker", [("notes", "notes is a file, not a folder"),
+                                               ("data", "data/MNIST is a file, not a folder")])
+def test_a_file_where_the_data_goes_is_named_and_the_sample_read(tmp_path, data_dir, blocker):
+    a_folder_with_files_in_the_way(tmp_path)
+    finished = run_lesson("--data-dir", data_dir, "--mirror", "http://127.0.0.1:9/",
+                          cwd=tmp_path, environment=lesson_environment(tmp_path / "out"))
+    assert finished.returncode == 0 and "Traceback" not in finished.stderr, finished.stderr
+    assert f"{blocker}, so MNIST cannot be put in {data_dir}/MNIST/raw. Move the file away, or " \
+           f"name another folder with --data-dir" in finished.stdout
+    assert "on 500 sample test digits" in finished.stdout
+    assert (tmp_path / "notes").read_text() == "my notes"
 
 
 def test_an_output_folder_below_a_file_names_the_file(tmp_path):

@@ -7,7 +7,9 @@ import errno
 import os
 import re
 import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ import torch
 from fake_data import write_mnist_like
 from lesson_runs import (
     HANDWRITING_NOTEBOOK,
+    SCRIPT,
     StartedLesson,
     lesson_environment,
     lesson_parameters,
@@ -25,11 +28,13 @@ from lesson_runs import (
     training_run,
 )
 from real_systems import tmpfs
+from run_outputs import assert_plain_stop
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools
 from mnistlab_tools.data import DATASETS, data_folder, data_problems, why_no_download
-from mnistlab_tools.files import HERE, new_folder, remove_leftovers, save_file
+from mnistlab_tools.files import (HERE, LOCK_NAME, new_folder, remove_leftovers, save_file,
+                                  training_alone)
 from mnistlab_tools.saved import machine_note
 
 DIGITS = [str(digit) for digit in range(10)]
@@ -143,6 +148,64 @@ def test_a_second_run_in_a_folder_where_one_trains_refuses_and_the_first_resumes
     assert saved_state["epoch"] >= 1 and saved_state["settings"]["epochs"] == 1000
     with training_run(out_dir, 2000, "--resume", epochs=1000):  # the first's, found and whole
         assert "Resuming the run in " in capsys.readouterr().out
+
+
+def test_the_lock_stays_readable_to_the_group_whatever_the_umask(tmp_path):
+    finished = subprocess.run(["sh", "-c", f"umask 077 && exec {sys.executable} {SCRIPT} --sample"],
+                              cwd=tmp_path, env=lesson_environment(tmp_path / "shared"),
+                              capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    # Others open it to wait their turn: readable by all, writable by the group.
+    assert (tmp_path / "shared" / LOCK_NAME).stat().st_mode & 0o777 == 0o664
+
+
+def test_another_users_lock_that_cannot_be_opened_is_a_refusal_not_a_go_ahead(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)  # a folder the group writes in
+    lock = shared / LOCK_NAME
+    lock.write_text("")
+    lock.chmod(0o600)
+    os.chown(lock, 65534, 65534)  # the other user's, made before the lesson made it readable
+    finished = run_lesson("--sample", cwd=tmp_path, environment=lesson_environment(shared),
+                          without_rights=True)
+    assert_plain_stop(finished, "the lock of another user's runs", "cannot be opened by you",
+                      "chmod a+r", "--out-dir")
+    assert sorted(path.name for path in shared.iterdir()) == [LOCK_NAME]  # nothing written
+
+
+@pytest.mark.parametrize("holder, refused", [
+    (None, False),  # no run has left a note: this one goes on, and says how runs are kept apart
+    ("alive here", True),
+    ("elsewhere", True),  # on a machine it cannot see
+    ("gone", False),  # a process of this machine that has ended
+])
+def test_a_file_system_without_locks_goes_by_the_lock_files_note(tmp_path, monkeypatch, capsys,
+                                                                 holder, refused):
+    import fcntl
+
+    process, host = {None: (None, None), "alive here": (os.getpid(), socket.gethostname()),
+                     "elsewhere": (4242, "node-elsewhere"),
+                     "gone": (2**22 + 1, socket.gethostname())}[holder]
+    note = f"process {process} on {host}, started 10:15:00," if process else ""
+
+    def no_locks(fd, operation):  # as flock answers on NFS without its lock daemon
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    (tmp_path / LOCK_NAME).write_text(note)
+    if refused:
+        with pytest.raises(SystemExit) as stopped, training_alone(tmp_path):
+            pass
+        assert stopped.value.code == 2
+        said = capsys.readouterr().err
+        assert said.startswith(f"mnistlab: {note} may be training in ")
+        assert "this file system cannot lock files (No locks available)" in said
+    else:
+        with training_alone(tmp_path):
+            assert (tmp_path / LOCK_NAME).read_text().startswith(f"process {os.getpid()} on ")
+        assert "cannot lock files (No locks available; NFS" in capsys.readouterr().out
+        assert (tmp_path / LOCK_NAME).read_text() == ""  # the note taken away at the end
 
 
 def test_a_signal_after_the_last_batch_of_an_epoch_saves_the_epoch_as_finished(tmp_path, capsys,
@@ -263,7 +326,7 @@ def test_gz_files_in_a_folder_you_may_not_write_are_pointed_to_with_a_mirror_tha
 def test_an_output_folder_removed_during_the_run_is_made_again(tmp_path):
     out_dir = tmp_path / "outputs"
     run = tools.Run(tools.read_settings(None, ["--out-dir", str(out_dir)], {}))
-    out_dir.rmdir()  # rm -rf outputs/ while training
+    shutil.rmtree(out_dir)  # rm -rf outputs/ while training
     assert tools.save_network(run.network_path(), saved.DigitNet(), {"channels": 16}, DIGITS,
                               0.13, 0.31)
     assert (out_dir / "mnist_cnn.pt").is_file()
