@@ -90,8 +90,14 @@ def in_cuda_numbering(gpus, visible):
 
 def gpus_pytorch_cannot_run():
     """{CUDA index: (major, minor)} of the GPUs this PyTorch has no kernels for, such as a V100
-    (7.0) under a build for CUDA 13: its first computation there would fail."""
+    (7.0) under a build for CUDA 13: its first computation there would fail. A ROCm build names
+    AMD's architectures (gfx90a) instead, and is asked by those."""
     kernels = torch.cuda.get_arch_list()
+    if torch.version.hip:
+        architectures = {gpu: torch.cuda.get_device_properties(gpu).gcnArchName.split(":")[0]
+                         for gpu in range(torch.cuda.device_count())}
+        return {gpu: architecture for gpu, architecture in architectures.items()
+                if kernels and architecture not in kernels}
     capabilities = {gpu: torch.cuda.get_device_capability(gpu)
                     for gpu in range(torch.cuda.device_count())}
     return {gpu: capability for gpu, capability in capabilities.items()
@@ -101,6 +107,10 @@ def gpus_pytorch_cannot_run():
 def why_it_cannot_run(capability):
     """The sentence that says this PyTorch has no kernels for a GPU, with the install that
     has."""
+    if torch.version.hip:  # an AMD architecture, such as gfx1036
+        return (f"this ROCm build of PyTorch has no kernels for {capability} (it has "
+                f"{', '.join(torch.cuda.get_arch_list())}): install the ROCm build for it "
+                f"(https://pytorch.org/get-started/locally/)")
     return cannot_run(torch.cuda.get_arch_list(), torch.version.cuda, driver_cuda_version(),
                       capability)
 

@@ -5,6 +5,7 @@ and what is missing and how to install it. Standard library only."""
 
 import importlib.metadata
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -304,16 +305,30 @@ def requirements_line():
     return "Requirements: " + (install_advice(missing) if missing else "all installed")
 
 
-def torch_build():
-    """(version, cuda) of the installed PyTorch, read from its version.py without importing it
-    (which takes seconds): cuda is None for a CPU-only build; both are None without PyTorch."""
+def torch_version_file():
+    """The text of the installed PyTorch's version.py, read without importing PyTorch (which
+    takes seconds); "" without PyTorch."""
     spec = importlib.util.find_spec("torch")
     if spec is None or not spec.submodule_search_locations:
+        return ""
+    return (Path(spec.submodule_search_locations[0]) / "version.py").read_text()
+
+
+def torch_build():
+    """(version, cuda) of the installed PyTorch: cuda is None for a build without CUDA (for the
+    CPU, or ROCm's: torch_hip); both are None without PyTorch."""
+    text = torch_version_file()
+    if not text:
         return None, None
-    text = (Path(spec.submodule_search_locations[0]) / "version.py").read_text()
     version = re.search(r"^__version__\b.*=\s*'([^']+)'", text, re.M)
     cuda = re.search(r"^cuda\b.*=\s*'([\d.]+)'", text, re.M)
     return (version.group(1) if version else "?"), (cuda.group(1) if cuda else None)
+
+
+def torch_hip():
+    """The ROCm (HIP) version a PyTorch for AMD GPUs was built for, or None."""
+    hip = re.search(r"^hip\b.*=\s*'([\d.]+)", torch_version_file(), re.M)
+    return hip.group(1) if hip else None
 
 
 def pytorch_line(driver_gpus):
@@ -321,9 +336,16 @@ def pytorch_line(driver_gpus):
     if version is None:
         return "PyTorch: not installed in this Python (see Requirements)"
     line = f"PyTorch {version}, "
+    if torch_hip():
+        return line + (f"built for ROCm {torch_hip()}: it runs AMD GPUs, through PyTorch's "
+                       f"cuda device names (cuda, cuda:1)")
     if cuda is None:
         line += "a CPU-only build"
-        if driver_gpus:
+        if driver_gpus and driver_gpus[0].maker == "AMD":
+            line += (" - but rocm-smi sees an AMD GPU: install the ROCm build that matches this "
+                     "server's ROCm into a fresh .venv (https://pytorch.org/get-started/locally/"
+                     ", Linux, ROCm)")
+        elif driver_gpus:
             capabilities = [gpu.capability for gpu in driver_gpus if gpu.capability]
             line += (" - but nvidia-smi sees a GPU: install the CUDA build into a fresh .venv: "
                      + install_command(driver_cuda_version(), capabilities))
@@ -343,16 +365,24 @@ def driver_cuda_version():
     return found.group(1) if found else None
 
 
-GPU_ROW = re.compile(r"(\d+), ([^,]+), (\d+), (\d+)(?:, (.+))?")
+# index, name, free and total memory (in MiB; "[N/A]" where the GPU shares the CPU's memory,
+# as a GB10 or a Jetson does), and the compute capability where the driver can tell it
+GPU_ROW = re.compile(r"(\d+), ([^,]+), (\d+|\[N/A\]), (\d+|\[N/A\])(?:, (.+))?")
 DRIVER_VERSION = re.compile(r"\d+(\.\d+)+")
 
 
 class GpuSeen(NamedTuple):
-    index: str  # nvidia-smi's numbering
+    index: str  # nvidia-smi's (or rocm-smi's) numbering
     name: str
-    free_mib: int
-    total_mib: int
+    free_mib: int | None  # None: memory shared with the CPU (unified), which has no own figure
+    total_mib: int | None
     capability: tuple | None  # (major, minor); None where the driver is too old to say
+    maker: str = "NVIDIA"
+    architecture: str = ""  # AMD's, such as gfx90a
+
+
+def mib(text):
+    return int(text) if text.isdigit() else None
 
 
 def gpus_seen():
@@ -364,8 +394,31 @@ def gpus_seen():
     if answer is None:  # an older driver refuses a field it does not know
         answer = nvidia_smi(f"--query-gpu={fields}", "--format=csv,noheader,nounits") or ""
     rows = [GPU_ROW.fullmatch(line.strip()) for line in answer.splitlines()]
-    return [GpuSeen(index, name, int(free), int(total), capability_of(capability or ""))
-            for index, name, free, total, capability in (row.groups() for row in rows if row)]
+    nvidia = [GpuSeen(index, name, mib(free), mib(total), capability_of(capability or ""))
+              for index, name, free, total, capability in (row.groups() for row in rows if row)]
+    return nvidia or amd_gpus_seen()
+
+
+def amd_gpus_seen():
+    """Each AMD GPU rocm-smi lists, with its memory and architecture (gfx90a, …)."""
+    answer = answer_of(["rocm-smi", "--showproductname", "--showmeminfo", "vram", "--json"], 10)
+    try:
+        cards = json.loads(answer or "{}")
+    except ValueError:  # a failing driver's text rather than JSON
+        return []
+    gpus = []
+    for card, fields in sorted(cards.items()):
+        if not (card.startswith("card") and isinstance(fields, dict)):
+            continue
+        field = {key.lower(): str(value) for key, value in fields.items()}
+        total, used = field.get("vram total memory (b)", ""), field.get(
+            "vram total used memory (b)", "")
+        free = int(total) - int(used) if total.isdigit() and used.isdigit() else None
+        gpus.append(GpuSeen(card.removeprefix("card"), field.get("card series", "AMD GPU"),
+                            free // 2**20 if free is not None else None,
+                            int(total) // 2**20 if total.isdigit() else None, None, "AMD",
+                            field.get("gfx version", "")))
+    return gpus
 
 
 def driver_line():
@@ -387,9 +440,13 @@ def driver_line():
 
 def gpu_line(gpu):
     capability = (f", compute capability {capability_text(gpu.capability)}" if gpu.capability
-                  else "")
-    return (f"GPU {gpu.index} (nvidia-smi's numbering): {gpu.name}{capability}, "
-            f"{gpu.free_mib / 1024:.1f} of {gpu.total_mib / 1024:.1f} GiB free")
+                  else f", {gpu.architecture}" if gpu.architecture else "")
+    memory = (f"{gpu.free_mib / 1024:.1f} of {gpu.total_mib / 1024:.1f} GiB free"
+              if gpu.free_mib is not None and gpu.total_mib is not None else
+              "memory shared with the CPU (unified memory: the machine's free memory is the "
+              "GPU's)")
+    tool = "nvidia-smi" if gpu.maker == "NVIDIA" else "rocm-smi"
+    return f"GPU {gpu.index} ({tool}'s numbering): {gpu.name}{capability}, {memory}"
 
 
 def cannot_use_lines(gpus, built, driver):
@@ -417,7 +474,11 @@ def gpu_lines(gpus):
         return ["GPUs: none; the lesson trains on the CPU"]
     lines = [gpu_line(gpu) for gpu in gpus]
     built, driver = torch_build()[1], driver_cuda_version()
-    if built and driver:
+    if gpus[0].maker == "AMD" and torch_build()[0] and not torch_hip():
+        lines.append("GPUs: PyTorch cannot use these AMD GPUs: it is not a ROCm build. Install "
+                     "the ROCm build that matches this server's ROCm into a fresh .venv (the "
+                     "command is on https://pytorch.org/get-started/locally/, Linux, ROCm)")
+    elif built and driver:
         lines += cannot_use_lines(gpus, built, driver)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and not visible.strip():

@@ -1,6 +1,8 @@
 """Stand-ins for what a learner's server has and this machine lacks: an nvidia-smi that answers
---query-gpu as the real one does, for the GPUs and driver a test describes."""
+--query-gpu as the real one does, for the GPUs and driver a test describes; a rocm-smi that
+answers --json as AMD's does; a PyTorch version file of a ROCm build."""
 
+import json
 import sys
 from dataclasses import dataclass
 
@@ -54,3 +56,32 @@ def stand_in_nvidia_smi(folder, cuda, gpus, knows_capability=True):
                                   knows_capability=knows_capability))
     fake.chmod(0o755)
     return fake
+
+
+# rocm-smi --showproductname --showmeminfo vram --json, as ROCm 6 prints it for an MI210.
+MI210 = {"VRAM Total Memory (B)": "68702699520", "VRAM Total Used Memory (B)": "11059200",
+         "Card Series": "Aldebaran/MI200 [Instinct MI210]", "Card Model": "0x740f",
+         "Card Vendor": "Advanced Micro Devices, Inc. [AMD/ATI]", "Card SKU": "D67301V",
+         "Subsystem ID": "0x0c34", "Device Rev": "0x02", "Node ID": "2", "GUID": "11460",
+         "GFX Version": "gfx90a"}
+
+
+def stand_in_rocm_smi(folder, cards):
+    """A rocm-smi in `folder` (put it first on PATH) that lists these cards, as JSON."""
+    fake = folder / "rocm-smi"
+    listed = {f"card{index}": card for index, card in enumerate(cards)}
+    fake.write_text(f"#!{sys.executable}\nprint({json.dumps(json.dumps(listed, indent=4))})\n")
+    fake.chmod(0o755)
+    return fake
+
+
+def stand_in_torch(folder, version, cuda=None, hip=None):
+    """A package `torch` in `folder` (put it on PYTHONPATH) whose version.py says what a build
+    says of itself: all the doctor reads of PyTorch, which it never imports."""
+    package = folder / "torch"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "version.py").write_text(
+        f"__version__ = '{version}'\ndebug = False\ncuda: Optional[str] = {cuda!r}\n"
+        f"git_version = '0'\nhip: Optional[str] = {hip!r}\n")
+    return package
