@@ -95,12 +95,24 @@ def flattened(photo):
         scaled = (grey - low) / (high - low) * 255 if high > low else np.zeros_like(grey)
         return Image.fromarray(scaled.round().astype(np.uint8), "L")
     if photo.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in photo.info:
-        upright = ImageOps.exif_transpose(photo).convert("RGBA")  # before the alpha loses EXIF
+        upright = without_transparent_margin(
+            ImageOps.exif_transpose(photo).convert("RGBA"))  # before the alpha loses EXIF
         paper = Image.new("RGBA", upright.size, paper_colour(upright))
         return Image.alpha_composite(paper, upright).convert("RGB")
     if photo.mode not in ("1", "L", "P", "RGB", "CMYK", "YCbCr"):  # HSV, LAB: by way of RGB
         return photo.convert("RGB")
     return photo
+
+
+def without_transparent_margin(rgba):
+    """A picture that is mostly opaque, within a transparent margin (a screenshot of a window,
+    with its soft shadow), cropped to its opaque part: the margin, laid on any paper, would frame
+    the window as a shape to read. Ink on a transparent canvas, mostly transparent, is left."""
+    opaque = np.asarray(rgba)[..., 3] == 255
+    if opaque.mean() < 0.5 or opaque.all():
+        return rgba
+    rows, columns = np.nonzero(opaque)
+    return rgba.crop((columns.min(), rows.min(), columns.max() + 1, rows.max() + 1))
 
 
 def paper_colour(rgba):

@@ -13,7 +13,7 @@ import pytest
 import torch
 from fake_data import write_mnist_like
 from lesson_runs import HANDWRITING_NOTEBOOK, PAIRS, REPO, hook, lesson_parameters
-from PIL import Image
+from PIL import Image, ImageOps
 from run_outputs import colours_drawn
 from torch import nn
 from torchvision import datasets
@@ -458,6 +458,29 @@ def test_transparent_ink_drawn_on_black_is_read_as_ink_on_paper(tmp_path):
     Image.fromarray(rgba, "RGBA").save(tmp_path / "drawn.png")
     Image.fromarray(np.where(ink, 20, 255).astype(np.uint8), "L").save(tmp_path / "flat.png")
     assert torch.allclose(prepared(tmp_path / "drawn.png"), prepared(tmp_path / "flat.png"))
+
+
+def screenshot_of_a_window(photo, margin=24):
+    """The photo in a window, as macOS saves a window's screenshot: a grey title bar and frame,
+    and around them a transparent margin with a soft shadow."""
+    window = ImageOps.expand(photo.convert("RGB"), border=1, fill=(200, 200, 200))
+    window = ImageOps.expand(window, border=(0, 22, 0, 0), fill=(236, 236, 236))
+    width, height = window.size
+    shot = np.zeros((height + 2 * margin, width + 2 * margin, 4), dtype=np.uint8)
+    for ring in range(margin):  # the shadow: darker and more opaque towards the window
+        shot[ring:-ring or None, ring:-ring or None, 3] = 3 * ring
+    shot[margin:-margin, margin:-margin, :3] = np.asarray(window)
+    shot[margin:-margin, margin:-margin, 3] = 255
+    return Image.fromarray(shot, "RGBA")
+
+
+def test_a_screenshot_with_a_transparent_margin_is_read_as_its_window(tmp_path):
+    screenshot_of_a_window(seven()).save(tmp_path / "screenshot.png")
+    seven().save(tmp_path / "photo.png")
+    # The window's own paper fills the margin: the digit is prepared as from the photo, not
+    # squeezed into a frame that reads as a 0.
+    assert (prepared(tmp_path / "screenshot.png") - prepared(tmp_path / "photo.png")).abs() \
+        .mean() < 0.03
 
 
 @pytest.mark.parametrize("mode, scale", [("I;16", 257), ("F", 1 / 255)])
