@@ -236,9 +236,9 @@ networks = {"this lesson's": model}
 lesson_one = run.network_path("mnist")
 try:
     networks["lesson one's"] = tools.load_checkpoint(lesson_one, DigitNet, device)[0]
-except tools.CheckpointError:
-    print(f"There is no network of lesson one's in {tools.readable(lesson_one)} to compare: "
-          f"run {tools.PYTHON} mnistlab.py{' --sample' * data.on_sample} first, with the same "
+except tools.CheckpointError as error:  # none there, or one that no longer fits DigitNet
+    print(f"{error} Lesson one's network is left out of the comparison: run "
+          f"{tools.PYTHON} mnistlab.py{' --sample' * data.on_sample} first, with the same "
           f"out_dir.")
 read_right = pd.DataFrame({name: {pen: accuracy(predict(network, images), test_labels)
                                   for pen, images in pens.items()}

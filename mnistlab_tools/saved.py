@@ -235,10 +235,14 @@ def load_checkpoint(path, network_class, device):
     mode on the device, and what was saved with them; or a CheckpointError that says why they do
     not load."""
     checkpoint = read_checkpoint(path, device)
+    if isinstance(checkpoint, dict) and "optimizer" in checkpoint and "model" in checkpoint:
+        raise CheckpointError(f"{readable(path)} is a training state, which --resume goes on "
+                              f"from, not a saved network: name the NAME_cnn.pt file beside it.")
     if not isinstance(checkpoint, dict) or "weights" not in checkpoint:
-        raise CheckpointError(f"{readable(path)} holds no network saved by this project: a "
-                              f"training state, a plain state_dict or another program's file. "
-                              f"Name a NAME_cnn.pt file that a lesson saved.")
+        raise CheckpointError(f"{readable(path)} holds no network saved by this project (a "
+                              f"plain state_dict, or another program's file). Name a "
+                              f"NAME_cnn.pt file that a lesson saved, or run the lesson to save "
+                              f"one.")
     if "arguments" not in checkpoint and "channels" in checkpoint:  # as lessons saved it in 2026
         checkpoint["arguments"] = {"channels": checkpoint["channels"]}
     problem = field_problem(checkpoint)

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .console import IN_NOTEBOOK, PYTHON, display, printable, stop
+from .console import IN_NOTEBOOK, PYTHON, display, printable, readable, stop
 from .data import DATASET_NAMES, DATASETS, get_data
 from .doctor import doctor_report, install_advice, missing_requirements, tensorboard_importable
 from .files import HERE, what_is_at
@@ -93,9 +93,30 @@ def photo_paths(value):
     for path in paths:
         kind = what_is_at(path)
         if kind != "file":
+            several = [readable(name.strip()) for name in str(path).split(",")]
+            hint = (f": for several photos, write a list, photos = "
+                    f"[{', '.join(repr(name) for name in several)}]"
+                    if len(several) > 1 and kind == "nothing" else "")
             raise ValueError(f"{printable(str(path))!r} is not allowed: "
-                             f"{PHOTO_PROBLEMS.get(kind, kind)}")
+                             f"{PHOTO_PROBLEMS.get(kind, kind)}{hint}")
+        if is_heic(path):
+            raise ValueError(f"{printable(str(path))!r} is not allowed: it is an HEIC photo (an "
+                             f"iPhone's own format), which the lesson cannot read. Save it as a "
+                             f"JPEG: on the iPhone, share it by Mail or as a file with Options, "
+                             f"Most Compatible; on a Mac, open it in Preview and choose File, "
+                             f"Export, JPEG")
     return paths
+
+
+def is_heic(path):
+    """Whether a file is an HEIC or HEIF photo, as its first bytes say ("ftypheic" …)."""
+    try:
+        with open(path, "rb") as file:
+            start = file.read(12)
+    except OSError:
+        return False
+    return start[4:8] == b"ftyp" and start[8:12] in (b"heic", b"heix", b"mif1", b"msf1",
+                                                     b"hevc", b"heim", b"heis")
 
 
 # PyTorch's names of the devices a learner may have; checked without importing PyTorch.

@@ -102,7 +102,8 @@ def test_lesson_two_run_all_in_the_notebook(tmp_path, monkeypatch):
     assert not [output for output in outputs if output.output_type == "error"]
     assert not on_stderr(outputs)
     assert images_in(outputs) == len(HANDWRITING_FIGURES)
-    assert "There is no network of lesson one's" in printed(outputs)
+    assert "There is no checkpoint at " in printed(outputs)
+    assert "Lesson one's network is left out of the comparison" in printed(outputs)
     assert RESULT.search(printed(outputs)), printed(outputs)[-2000:]
 
 

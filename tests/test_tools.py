@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 from fake_data import write_mnist_like
-from lesson_runs import HANDWRITING_NOTEBOOK, PAIRS, REPO, hook, lesson_parameters
+from lesson_runs import (HANDWRITING_NOTEBOOK, PAIRS, REPO, hook, lesson_parameters,
+                         training_run)
 from PIL import Image, ImageOps
 from run_outputs import colours_drawn
 from torch import nn
@@ -369,8 +370,31 @@ def test_a_checkpoint_carries_what_it_takes_to_use_it(tmp_path):
 def test_weights_alone_from_an_older_lesson_are_refused_plainly(tmp_path):
     path = tmp_path / "mnist_cnn.pt"
     torch.save(DigitNet().state_dict(), path)
-    with pytest.raises(tools.CheckpointError, match="a plain state_dict"):
+    with pytest.raises(tools.CheckpointError, match="holds no network saved by this project"):
         tools.load_checkpoint(path, DigitNet, torch.device("cpu"))
+
+
+def test_a_training_state_given_as_a_network_is_named_as_such(tmp_path):
+    with training_run(tmp_path, 2000, epochs=1) as run:
+        run.end_epoch(1, [0.3] * 16, 95.0)
+    with pytest.raises(tools.CheckpointError, match="is a training state, which --resume goes "
+                                                    "on from, not a saved network"):
+        tools.load_checkpoint(tmp_path / "mnist_training.pt", DigitNet, torch.device("cpu"))
+
+
+def test_photos_written_as_one_text_with_commas_are_told_to_be_a_list():
+    with pytest.raises(SettingsError, match=re.escape(
+            "for several photos, write a list, photos = ['a.jpg', 'b.jpg']")):
+        tools.read_settings({**lesson_parameters(HANDWRITING_NOTEBOOK), "photos": "a.jpg, b.jpg"},
+                            [], {}, "handwriting")
+
+
+def test_an_heic_photo_is_named_before_any_training(tmp_path):
+    heic = tmp_path / "IMG_0042.HEIC"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200))
+    with pytest.raises(SettingsError, match="it is an HEIC photo .* Save it as a JPEG"):
+        tools.read_settings({**lesson_parameters(HANDWRITING_NOTEBOOK), "photos": [str(heic)]},
+                            [], {}, "handwriting")
 
 
 def test_a_checkpoint_of_another_network_is_refused_plainly(tmp_path):
