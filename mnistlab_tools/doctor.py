@@ -40,10 +40,13 @@ class Build:
 
 # Newest first: the first that runs on a machine is the one to install. From PyTorch's release
 # matrix (RELEASE.md, "PyTorch CUDA Support Matrix", releases 2.12 to 2.14, and 2.7 for CUDA
-# 11.8); the default build's list is checked against the installed one by tests/test_builds.py.
+# 11.8 and 12.8); the default build's list is checked against the installed one by tests/test_builds.py.
 BUILDS = (
     Build("", "13.0", ("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120")),
     Build("cu126", "12.6", ("sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90")),
+    # Blackwell (RTX 50-series, B200) on a driver for CUDA 12.8 or 12.9, too old for 13.0
+    Build("cu128", "12.8", ("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"),
+          pins="torch==2.7.1 torchvision==0.22.1", release="2.7.1"),
     Build("cu118", "11.8", ("sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"),
           pins="torch==2.7.1 torchvision==0.22.1", release="2.7.1"),
 )

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 from lesson_runs import fresh_clone, lesson_environment, offline
-from stand_ins import A100, GTX_1080_TI, K80, T4, V100, stand_in_nvidia_smi
+from stand_ins import Gpu, A100, GTX_1080_TI, K80, T4, V100, stand_in_nvidia_smi
 
 from mnistlab_tools.device import chosen_device, least_busy_gpu
 from mnistlab_tools.doctor import (BUILDS, capability_of, gpu_lines, gpus_seen, major, pytorch_line,
@@ -96,6 +96,17 @@ def test_a_cuda_11_8_driver_gets_the_last_release_built_for_it(server):
         "that has one (compute capability 5.0 to 9.0) into a fresh .venv: rm -rf .venv && "
         "python3 -m venv .venv && .venv/bin/pip install torch==2.7.1 torchvision==0.22.1 "
         f"{INDEX}cu118 && .venv/bin/pip install -r requirements.txt")
+
+
+def test_an_rtx_50_on_a_cuda_12_9_driver_gets_the_cuda_12_8_build(server):
+    rtx_5090 = Gpu("NVIDIA GeForce RTX 5090", "12.0", 31_000, 32_607)
+    lines = server("12.9", [rtx_5090])
+    assert lines[1] == (
+        "GPUs: PyTorch cannot use them: it is built for CUDA 13.0, and the driver supports CUDA "
+        "12.9 at most. Install the build for CUDA 12.8 of PyTorch 2.7.1, the newest release "
+        "that has one (compute capability 7.5 to 12.0) into a fresh .venv: rm -rf .venv && "
+        "python3 -m venv .venv && .venv/bin/pip install torch==2.7.1 torchvision==0.22.1 "
+        f"{INDEX}cu128 && .venv/bin/pip install -r requirements.txt")
 
 
 def test_a_gpu_no_release_has_kernels_for_trains_on_the_cpu(server):
