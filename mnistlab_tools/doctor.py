@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -40,7 +41,8 @@ class Build:
 
 # Newest first: the first that runs on a machine is the one to install. From PyTorch's release
 # matrix (RELEASE.md, "PyTorch CUDA Support Matrix", releases 2.12 to 2.14, and 2.7 for CUDA
-# 11.8 and 12.8); the default build's list is checked against the installed one by tests/test_builds.py.
+# 11.8 and 12.8); the default build's list is checked against the installed one by
+# tests/test_builds.py.
 BUILDS = (
     Build("", "13.0", ("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120")),
     Build("cu126", "12.6", ("sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90")),
@@ -158,15 +160,36 @@ GUIDE = "docs/cluster.md"
 SALLOC = "salloc --cpus-per-task=4 --mem=8G --time=1:00:00"  # and --gpus=1 for a GPU
 
 
-def usable_cores(environment=os.environ):
+CGROUP = Path("/sys/fs/cgroup")  # where Linux says what share of the CPUs a container has
+
+
+def usable_cores(environment=os.environ, cgroup=CGROUP):
     """The cores this process may use: taskset or a job's cgroup may allow fewer than the machine
-    has, and a Slurm job's CPUs may be fewer still where Slurm does not pin its tasks."""
+    has, a container's CPU quota fewer still (docker --cpus=2 leaves every core visible, and
+    time to use two of them), and a Slurm job's CPUs may be fewer where Slurm does not pin its
+    tasks."""
     if hasattr(os, "sched_getaffinity"):
         cores = len(os.sched_getaffinity(0))
     else:
         cores = os.cpu_count() or 1
-    given = job_cpus(environment)
-    return min(cores, given) if given else cores
+    limits = [given for given in (job_cpus(environment), quota_cpus(cgroup)) if given]
+    return min([cores, *limits])
+
+
+def quota_cpus(cgroup=CGROUP):
+    """The CPUs a container's quota gives it, rounded up (cgroup v2's cpu.max, "200000 100000",
+    or v1's cfs quota and period), or None where it has none."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    if not (quota.isdigit() and period.isdigit()) or int(period) == 0:
+        return None  # "max", or v1's -1: no quota
+    return max(1, -(-int(quota) // int(period)))
 
 
 def job_cpus(environment):
@@ -356,9 +379,56 @@ def pytorch_line(driver_gpus):
     return line + f"built for CUDA {cuda}"
 
 
+NVIDIA_DEVICE = Path("/dev/nvidia0")  # the first GPU, as the driver makes it
+
+
 def nvidia_smi(*query):
-    """What nvidia-smi prints for `query`, or None where it does not answer within 10 s."""
-    return answer_of(["nvidia-smi", *query], 10)
+    """What nvidia-smi prints for `query`, or None where it does not answer within 10 s; once it
+    has hung, it is not asked again in this process."""
+    if HUNG or not shutil.which("nvidia-smi"):
+        return None
+    try:
+        answer = subprocess.run(["nvidia-smi", *query], capture_output=True, text=True,
+                                timeout=10)
+    except subprocess.TimeoutExpired:
+        HUNG.append("nvidia-smi")
+        return None
+    except OSError:
+        return None
+    return answer.stdout.strip() if answer.returncode == 0 else None
+
+
+HUNG = []  # the nvidia-smi that did not answer in time, once it has not
+STUCK = ("nvidia-smi did not answer within 10 s: the driver or a GPU is stuck. Ask the server's "
+         "administrator; rebooting usually clears it")
+
+
+def why_nvidia_smi_is_silent():
+    """Why nvidia-smi gives no answer, in words: missing (where a container may hide it), hung,
+    a driver updated without a restart, or what it says itself."""
+    if HUNG:
+        return STUCK
+    if not shutil.which("nvidia-smi"):
+        if NVIDIA_DEVICE.exists():
+            return (f"nvidia-smi is missing, but {NVIDIA_DEVICE} is here: this looks like a "
+                    f"container started without NVIDIA's utilities. Start it with the NVIDIA "
+                    f"Container Toolkit (docker run --gpus all, or --nv in Apptainer)")
+        return "nvidia-smi is not installed: no NVIDIA GPU here, or no driver"
+    try:
+        answer = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        HUNG.append("nvidia-smi")
+        return STUCK
+    except OSError as error:
+        return f"nvidia-smi cannot be run ({error.strerror or error})"
+    said = (answer.stdout + answer.stderr).strip()
+    if "version mismatch" in said.lower():
+        return ("the NVIDIA driver was updated and the machine has not been restarted since "
+                "(nvidia-smi: Driver/library version mismatch): reboot it, or ask the server's "
+                "administrator to")
+    if answer.returncode:
+        return f"nvidia-smi fails: {printable(said.splitlines()[0])[:160] if said else 'silent'}"
+    return None
 
 
 def driver_cuda_version():
@@ -427,7 +497,7 @@ def amd_gpus_seen():
 def driver_line():
     answer = nvidia_smi("--query-gpu=driver_version", "--format=csv,noheader")
     if answer is None:
-        return "NVIDIA driver: nvidia-smi does not answer (no NVIDIA GPU here, or no driver)"
+        return f"NVIDIA driver: {why_nvidia_smi_is_silent() or 'nvidia-smi does not answer'}"
     first = answer.splitlines()[0].strip() if answer.strip() else ""
     if not DRIVER_VERSION.fullmatch(first):
         return (f"NVIDIA driver: nvidia-smi answers, but not with a driver version "
@@ -486,7 +556,26 @@ def gpu_lines(gpus):
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and not visible.strip():
         lines.append("GPUs: CUDA_VISIBLE_DEVICES is empty, which hides them all from PyTorch")
+    elif visible is not None and gpus[0].maker == "NVIDIA" and hides_every_gpu(visible, gpus):
+        first = visible.split(",")[0].strip()
+        lines.append(f"GPUs: CUDA_VISIBLE_DEVICES={visible!r} hides every GPU from PyTorch: its "
+                     f"first entry, {first}, names none of the GPUs above (0 to "
+                     f"{len(gpus) - 1}, or their GPU-… UUIDs, as nvidia-smi -L lists them), and "
+                     f"CUDA reads no further. Unset it, or name one of them")
     return lines
+
+
+def hides_every_gpu(visible, gpus):
+    """Whether CUDA_VISIBLE_DEVICES leaves PyTorch no GPU: CUDA reads its entries up to the first
+    that names no GPU, so a first entry of -1, an index past the last GPU, or a UUID that is not
+    here hides them all."""
+    first = visible.split(",")[0].strip()
+    if first.lstrip("-").isdigit():
+        return not 0 <= int(first) < len(gpus)
+    if first.startswith(("GPU-", "MIG-")):
+        uuids = (nvidia_smi("--query-gpu=uuid", "--format=csv,noheader") or "").split()
+        return not any(uuid.startswith(first) or first.startswith(uuid) for uuid in uuids)
+    return True
 
 
 def free_space_line(what, folder):

@@ -49,7 +49,9 @@ def stand_in_nvidia_smi(folder, cuda, gpus, knows_capability=True):
     shows CUDA Version `cuda`; knows_capability False: a driver older than 510, which refuses
     the compute_cap field."""
     rows = [{"name": gpu.name, "compute_cap": gpu.capability, "memory.free": gpu.free_mib,
-             "memory.total": gpu.total_mib, "utilization.gpu": gpu.utilization} for gpu in gpus]
+             "memory.total": gpu.total_mib, "utilization.gpu": gpu.utilization,
+             "uuid": f"GPU-{index:08x}-5bd3-1d2a-9f0c-41a2d4c5e6f7"}
+            for index, gpu in enumerate(gpus)]
     fake = folder / "nvidia-smi"
     fake.write_text(SCRIPT.format(python=sys.executable, gpus=rows,
                                   driver=DRIVERS.get(cuda, "550.54.15"), cuda=cuda,
@@ -85,3 +87,17 @@ def stand_in_torch(folder, version, cuda=None, hip=None):
         f"__version__ = '{version}'\ndebug = False\ncuda: Optional[str] = {cuda!r}\n"
         f"git_version = '0'\nhip: Optional[str] = {hip!r}\n")
     return package
+
+
+# nvidia-smi as it answers when it is in trouble: hung, or after a driver update without a reboot
+HUNG = "#!/bin/sh\nexec sleep 60\n"
+MISMATCH = ("#!/bin/sh\necho 'Failed to initialize NVML: Driver/library version mismatch'\n"
+            "echo 'NVML library version: 580.95'\nexit 18\n")
+
+
+def troubled_nvidia_smi(folder, script):
+    """An nvidia-smi in `folder` that answers with `script` (HUNG, MISMATCH)."""
+    fake = folder / "nvidia-smi"
+    fake.write_text(script)
+    fake.chmod(0o755)
+    return fake

@@ -1,23 +1,30 @@
 """GPUs that are not a discrete NVIDIA card: AMD's, through a ROCm build of PyTorch, and those that
-share the CPU's memory (a GB10 in a DGX Spark, a Jetson). The doctor names them, and the device
-choice runs them. This machine has neither, so the tests use stand-ins that answer as the real
-ones do: rocm-smi's JSON, nvidia-smi's "[N/A]", and a ROCm build's version file."""
+share the CPU's memory (a GB10 in a DGX Spark, a Jetson); and what hides a GPU from the doctor:
+an nvidia-smi that hangs or meets a driver updated without a restart, CUDA_VISIBLE_DEVICES, a
+container's CPU quota. The doctor names each, and the device choice runs what it can. This
+machine has no GPU, so the tests use stand-ins that answer as the real ones do: rocm-smi's JSON,
+nvidia-smi's "[N/A]" and its errors, and a ROCm build's version file."""
 
 import subprocess
 import sys
+import time
 from types import SimpleNamespace
 
+import pytest
 import torch
 from lesson_runs import SCRIPT, lesson_environment, offline
-from stand_ins import MI210, Gpu, stand_in_nvidia_smi, stand_in_rocm_smi, stand_in_torch
+from stand_ins import (A100, HUNG, MI210, MISMATCH, Gpu, stand_in_nvidia_smi, stand_in_rocm_smi,
+                       stand_in_torch, troubled_nvidia_smi)
 
 from mnistlab_tools.device import gpus_pytorch_cannot_run, why_it_cannot_run
+from mnistlab_tools.doctor import quota_cpus, usable_cores
 
 
-def doctor_lines(tmp_path, torch_folder=None):
+def doctor_lines(tmp_path, torch_folder=None, **variables):
     """The doctor's lines by their first word, with the stand-ins in tmp_path first on PATH."""
     environment = offline(lesson_environment(tmp_path / "out", data_dir=tmp_path / "data"))
     environment["PATH"] = f"{tmp_path}:{environment['PATH']}"
+    environment.update(variables)
     if torch_folder:
         environment["PYTHONPATH"] = str(torch_folder)
     report = subprocess.run([sys.executable, str(SCRIPT), "--doctor"], cwd=tmp_path,
@@ -68,3 +75,49 @@ def test_a_rocm_build_runs_the_amd_gpus_it_has_kernels_for(monkeypatch):
     assert gpus_pytorch_cannot_run() == {1: "gfx1036"}
     assert why_it_cannot_run("gfx1036").startswith(
         "this ROCm build of PyTorch has no kernels for gfx1036 (it has gfx90a, gfx942, gfx1100)")
+
+
+def test_an_nvidia_smi_that_hangs_is_said_to_hang_once(tmp_path):
+    troubled_nvidia_smi(tmp_path, HUNG)
+    started = time.monotonic()
+    line, _ = doctor_lines(tmp_path)
+    assert line["NVIDIA"] == ("NVIDIA driver: nvidia-smi did not answer within 10 s: the driver "
+                              "or a GPU is stuck. Ask the server's administrator; rebooting "
+                              "usually clears it")
+    assert time.monotonic() - started < 40  # waited for once, not at every question
+
+
+def test_a_driver_updated_without_a_restart_is_told_to_reboot(tmp_path):
+    troubled_nvidia_smi(tmp_path, MISMATCH)
+    line, _ = doctor_lines(tmp_path)
+    assert "the NVIDIA driver was updated and the machine has not been restarted since" in \
+        line["NVIDIA"] and "reboot it" in line["NVIDIA"]
+
+
+@pytest.mark.parametrize("visible, hides", [
+    ("-1", True), ("2", True), ("GPU-deadbeef", True),  # none of the two GPUs
+    ("1", False), ("GPU-00000000", False), ("0,5", False),  # the first names one: it is seen
+])
+def test_cuda_visible_devices_that_hides_every_gpu_is_said_to(tmp_path, visible, hides):
+    stand_in_nvidia_smi(tmp_path, "13.0", [A100, A100])
+    _, lines = doctor_lines(tmp_path, CUDA_VISIBLE_DEVICES=visible)
+    said = [line for line in lines if line.startswith("GPUs: CUDA_VISIBLE_DEVICES=")]
+    assert bool(said) == hides, lines
+    if hides:
+        assert said[0].startswith(f"GPUs: CUDA_VISIBLE_DEVICES={visible!r} hides every GPU "
+                                  f"from PyTorch: its first entry, {visible}, names none")
+
+
+@pytest.mark.parametrize("written, cpus", [
+    ({"cpu.max": "150000 100000\n"}, 2),  # docker --cpus=1.5
+    ({"cpu.max": "max 100000\n"}, None),  # no quota
+    ({"cpu/cpu.cfs_quota_us": "400000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 4),  # v1
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+])
+def test_a_containers_cpu_quota_caps_the_threads(tmp_path, written, cpus):
+    for name, text in written.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert quota_cpus(tmp_path) == cpus
+    if cpus:
+        assert usable_cores({}, tmp_path) <= cpus
