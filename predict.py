@@ -6,8 +6,8 @@ It reads with the best network there is for handwriting: lesson two's, outputs/h
 trained with other pens, else lesson one's, outputs/mnist_cnn.pt (or the file named by
 --checkpoint), and says which, and how well it did. It prepares each photo the way lesson two's
 "Preparing a photo" explains, prints the network's best guess for each (its two likeliest, "4 or
-9 (48 %, 41 %)", when the best is under 60 %), and saves the figure your_digits.png beside the
-network.
+9 (48 %, 41 %)", when the best is under 60 %), and saves the figure your_digits.png in the
+output folder (--out-dir).
 """
 
 import os
@@ -50,6 +50,21 @@ def best_network(out_dir):
                f"one, or name one with --checkpoint.")
 
 
+def trained_on_less(saved, other, network_class, device):
+    """A line where the network `saved` was trained on fewer images than the one at `other`
+    (lesson two on the sample, lesson one on all of MNIST), or None."""
+    try:
+        _, beside = tools.load_checkpoint(other, network_class, device)
+    except tools.CheckpointError:
+        return None
+    counts = [record.get("outcome", {}).get("training_images") for record in (saved, beside)]
+    if not all(isinstance(count, int) for count in counts) or counts[0] >= counts[1]:
+        return None
+    return (f"Note: it was trained on {counts[0]:,} images only, and {tools.readable(other)} "
+            f"beside it on {counts[1]:,}: train lesson two on all of MNIST, or give that one "
+            f"with --checkpoint.")
+
+
 def networks_beside(checkpoint):
     """The networks a lesson saved beside this one, as NAME_cnn.WHY.pt, not to replace it."""
     return sorted(checkpoint.parent.glob(f"{checkpoint.stem}.*{checkpoint.suffix}"))
@@ -70,6 +85,11 @@ def read_photos(paths, checkpoint, device, what=""):
     digits, paths_read = tools.prepare_photos(paths, prepare_digit)
     which = f" ({what})" if what else ""
     print(f"Reading with {tools.readable(checkpoint)}{which}: {tools.network_record(saved)}.")
+    lesson_one = tools.network_path(Path(checkpoint).parent, "mnist")
+    if Path(checkpoint) != lesson_one:
+        note = trained_on_less(saved, lesson_one, DigitNet, device)
+        if note:
+            print(note)
     for other in networks_beside(Path(checkpoint)):
         print(f"Beside it lies {tools.readable(other)}, which a lesson kept there rather than "
               f"over it; give it with --checkpoint to read with it.")
@@ -88,7 +108,7 @@ def main(arguments=None, environment=os.environ):
     for path, chances in zip(paths_read, probabilities, strict=True):
         print(f"{tools.readable(path)}: {tools.reading(chances)}")
     tools.show(tools.readings_figure(digits, probabilities, paths_read),
-               Path(checkpoint).parent / "your_digits.png")
+               Path(options.out_dir) / "your_digits.png")
 
 
 if __name__ == "__main__":

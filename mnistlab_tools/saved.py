@@ -8,6 +8,7 @@ import contextlib
 import math
 import pickle
 import shlex
+import zipfile
 from pathlib import Path
 
 import torch
@@ -147,6 +148,9 @@ def kept_instead(path, outcome):
 
 def read_checkpoint(path, device):
     """What torch.load finds at `path`, tensors alone; or a CheckpointError that says why not."""
+    kind = other_format(path)
+    if kind:  # asked first: torch.load would hand a TorchScript program to torch.jit.load
+        raise CheckpointError(another_programs(path, kind))
     try:
         with open_regular(path) as file:  # a pipe or a device would block torch.load, or never end
             # weights_only: tensors, numbers and strings alone: a file from elsewhere cannot run
@@ -176,9 +180,34 @@ def read_checkpoint(path, device):
         raise CheckpointError(damaged(path)) from None
 
 
+def another_programs(path, kind):
+    return (f"{readable(path)} is {kind}, not a network saved by a lesson; it is kept as it is. "
+            f"Name the NAME_cnn.pt file a lesson saved, or run the lesson to save one.")
+
+
 def damaged(path):
-    return (f"{readable(path)} is damaged, incomplete, or not a PyTorch checkpoint. Delete it and "
-            f"run the lesson again.")
+    """Why a file torch.load cannot read is no checkpoint."""
+    return (f"{readable(path)} is damaged, incomplete, or not a PyTorch checkpoint. If a lesson "
+            f"saved it, delete it and run the lesson again; otherwise name the NAME_cnn.pt file "
+            f"a lesson saved.")
+
+
+def other_format(path):
+    """What a whole file of another program's is, as its first bytes say: a safetensors file or
+    a TorchScript program; None for anything else."""
+    try:
+        with open_regular(path) as file:
+            start = file.read(4096)
+        if len(start) > 8 and start[8:9] == b"{" and b'"dtype"' in start[8:]:
+            return "a safetensors file (weights in another program's format, as Hugging Face " \
+                   "shares them)"
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return None
+    if any(name.split("/", 1)[-1].startswith(("code/", "constants.pkl")) for name in names):
+        return "a TorchScript program (saved by torch.jit.save), which runs as it is"
+    return None
 
 
 def number(value):

@@ -1,13 +1,16 @@
 """Beyond the test set: your own handwriting, Fashion-MNIST, and TensorBoard."""
 
 import importlib.util
+import json
+import struct
+import warnings
 
 import pytest
 import torch
 from fake_data import held_out_digits
-from lesson_runs import FIGURES, RESULT, lesson_environment, run_lesson, run_predict
+from lesson_runs import FIGURES, REPO, RESULT, lesson_environment, run_lesson, run_predict
 from PIL import Image
-from run_outputs import images_in, on_stderr, printed
+from run_outputs import assert_plain_stop, images_in, on_stderr, printed
 
 import mnistlab_saved as saved
 import mnistlab_tools as tools
@@ -140,6 +143,56 @@ def test_a_missing_photo_or_checkpoint_gets_a_plain_message(tmp_path):
     assert ("run .venv/bin/python handwriting.py (or .venv/bin/python mnistlab.py)"
             in finished.stderr)
     assert len(finished.stderr.strip().splitlines()) == 1
+
+
+def safetensors_file(path):
+    header = json.dumps({"weight": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})
+    path.write_bytes(struct.pack("<Q", len(header)) + header.encode() + bytes(4))
+
+
+def torchscript_file(path):
+    with warnings.catch_warnings():  # torch.jit is deprecated, and still what some share
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path)
+
+
+@pytest.mark.parametrize("make, kind", [
+    (safetensors_file, "is a safetensors file (weights in another program's format"),
+    (torchscript_file, "is a TorchScript program (saved by torch.jit.save)"),
+])
+def test_another_programs_file_is_named_and_kept(tmp_path, make, kind):
+    other = tmp_path / "model.pt"
+    make(other)
+    before = other.read_bytes()
+    finished = run_predict(str(REPO / "sample" / "photo_of_a_7.jpg"), "--checkpoint", str(other),
+                           cwd=tmp_path, environment=lesson_environment(tmp_path / "out"))
+    assert_plain_stop(finished, kind, "it is kept as it is", "NAME_cnn.pt")
+    assert "Delete" not in finished.stderr and other.read_bytes() == before
+
+
+def test_with_checkpoint_the_figure_goes_to_the_output_folder(trained_out_dir, tmp_path):
+    finished = run_predict(str(REPO / "sample" / "photo_of_a_7.jpg"), "--checkpoint",
+                           str(trained_out_dir / "mnist_cnn.pt"), "--out-dir",
+                           str(tmp_path / "mine"), cwd=tmp_path,
+                           environment=lesson_environment(tmp_path / "out"))
+    assert finished.returncode == 0, finished.stderr
+    assert (tmp_path / "mine" / "your_digits.png").is_file()  # where --out-dir says
+
+
+def test_a_lesson_two_network_trained_on_less_than_lesson_ones_is_said_so(trained_out_dir,
+                                                                           tmp_path):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    checkpoint = torch.load(trained_out_dir / "mnist_cnn.pt", weights_only=True)
+    torch.save(checkpoint, out_dir / "handwriting_cnn.pt")  # trained on the sample's 2,000
+    checkpoint["outcome"] = {**checkpoint["outcome"], "training_images": 60_000}
+    torch.save(checkpoint, out_dir / "mnist_cnn.pt")  # as if trained on all of MNIST
+    finished = run_predict(str(REPO / "sample" / "photo_of_a_7.jpg"), cwd=tmp_path,
+                           environment=lesson_environment(out_dir))
+    assert finished.returncode == 0, finished.stderr
+    assert "Note: it was trained on 2,000 images only, and out/mnist_cnn.pt beside it on " \
+           "60,000: train lesson two on all of MNIST, or give that one with --checkpoint." in \
+        finished.stdout
 
 
 def test_predict_without_photos_says_how_to_use_it(tmp_path):
