@@ -161,6 +161,28 @@ def cropped(digit):
     return digit[rows.min():rows.max() + 1, columns.min():columns.max() + 1]
 
 
+def without_paper_lines(ink):
+    """The ink without the lines of ruled or squared paper: rows and columns inked nearly all
+    the way across, as no stroke of a digit is."""
+    inked = ink > 0
+    return ink * ~(inked.float().mean(dim=1, keepdim=True) > 0.85) \
+        * ~(inked.float().mean(dim=0, keepdim=True) > 0.85)
+
+
+def groups_side_by_side(digit):
+    """How many groups of ink stand side by side in the cropped digit, apart by blank columns
+    at least a tenth of its height wide, each a tenth of its ink or more (a speck is none): one
+    for a digit, four for "2026"."""
+    ink, gap = digit.sum(dim=0).tolist(), max(2, digit.shape[0] // 10)
+    groups, blank = [0.0], 0
+    for column in ink:
+        if column and blank >= gap:
+            groups.append(0.0)
+        groups[-1] += column
+        blank = 0 if column else blank + 1
+    return sum(group >= 0.1 * sum(ink) for group in groups)
+
+
 def prepare_digit(photo):
     """A 28 × 28 tensor of a photo or scan of one handwritten digit, made the way MNIST's were."""
     photo = ImageOps.exif_transpose(photo).convert("L")
@@ -168,11 +190,16 @@ def prepare_digit(photo):
     if grey.median() > 0.5:
         grey = 1 - grey
     paper, ink = grey.median(), grey.quantile(0.999)  # a thin pen may ink 0.1 % of a photo
-    if ink - paper < 0.15:
+    grain = (grey - paper).abs().median()  # how much the paper itself varies
+    if ink - paper < max(0.05, 10 * grain):  # a faint pencil stands out from clean paper
         raise ValueError("it looks blank: no ink stands out from the paper")
     digit = ((grey - paper) / (ink - paper)).clamp(0, 1)
     digit[digit < 0.2] = 0
-    digit = cropped(digit)
+    digit = cropped(without_paper_lines(digit))
+    if groups_side_by_side(digit) > 1:
+        raise ValueError(f"it seems to hold {groups_side_by_side(digit)} digits side by side, "
+                         f"and the network reads one at a time: crop it to one digit, or take a "
+                         f"photo of each")
     pixels = max(digit.shape) / 20  # of the photo's, to one of MNIST's
     digit = cropped(with_pen(digit, 1.5 * pixels, 3 * pixels))  # MNIST's thin and broad pens
     height, width = (max(1, round(side * 20 / max(digit.shape))) for side in digit.shape)

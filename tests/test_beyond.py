@@ -5,6 +5,7 @@ import json
 import struct
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from fake_data import held_out_digits
@@ -35,6 +36,53 @@ def test_photos_of_handwriting_are_read_as_well_as_the_bar(sample_network, tmp_p
     probabilities = saved.read_digits(model, prepared, mean, std)
     right = int((probabilities.argmax(dim=1) == labels).sum())
     assert right >= PHOTO_BAR, f"{right} of {len(labels)} photos read right"
+
+
+def on_ruled_paper(photo, squared=False, step=32):
+    """The photo as if written on paper ruled (or squared) with light blue lines."""
+    pixels = np.asarray(photo.convert("RGB")).copy()
+    for line in range(10, pixels.shape[0], step):
+        pixels[line:line + 2, :] = (150, 170, 210)
+    for line in range(10, pixels.shape[1], step) if squared else ():
+        pixels[:, line:line + 2] = (150, 170, 210)
+    return Image.fromarray(pixels)
+
+
+def in_pencil(photo, darkness=0.1):
+    """The photo as if written with a faint pencil: its ink this much as dark."""
+    grey = np.asarray(photo.convert("L"), dtype=np.float64)
+    paper = np.median(grey)
+    return Image.fromarray((paper - (paper - grey) * darkness).round().astype(np.uint8))
+
+
+@pytest.mark.parametrize("paper", [on_ruled_paper, lambda photo: on_ruled_paper(photo, True),
+                                   in_pencil], ids=["ruled", "squared", "pencil"])
+def test_ruled_and_squared_paper_and_a_faint_pencil_are_read_as_on_plain_paper(
+        sample_network, paper):
+    model, mean, std = sample_network
+    digits, labels = held_out_digits(count_per_class=3)
+    photos = [photo_of(digit, seed=index) for index, digit in enumerate(digits)]
+    plain = torch.stack([saved.prepare_digit(photo) for photo in photos])
+    other = torch.stack([saved.prepare_digit(paper(photo)) for photo in photos])
+    read_plain = saved.read_digits(model, plain, mean, std).argmax(dim=1)
+    read_other = saved.read_digits(model, other, mean, std).argmax(dim=1)
+    assert (read_other == read_plain).float().mean() >= 0.9  # measured: all 30 the same
+
+
+def test_several_digits_in_one_photo_are_said_to_be(tmp_path, capsys):
+    digits, _ = held_out_digits(count_per_class=1)
+    year = Image.new("L", (4 * 260, 300))
+    for place, digit in enumerate((2, 0, 2, 6)):  # "2026", four photos side by side
+        year.paste(photo_of(digits[digit], seed=place, canvas=(300, 260)).convert("L"),
+                   (260 * place, 0))
+    year.save(tmp_path / "2026.png")
+    photo_of(digits[7], seed=0).save(tmp_path / "7.png")
+    prepared, read = tools.prepare_photos([tmp_path / "2026.png", tmp_path / "7.png"],
+                                          saved.prepare_digit)
+    assert read == [tmp_path / "7.png"] and len(prepared) == 1
+    assert "Skipped " in capsys.readouterr().out  # and said why:
+    with pytest.raises(ValueError, match="it seems to hold 4 digits side by side"):
+        saved.prepare_digit(Image.open(tmp_path / "2026.png"))
 
 
 def test_preparing_a_clean_mnist_digit_gives_back_nearly_the_same_digit():
