@@ -286,8 +286,8 @@ if saved:
 #    photo where nothing stands out from the paper's own grain, not even a
 #    faint pencil, is said to look blank.
 # 4. **Cropped** to the ink, without the lines of ruled or squared paper
-#    (rows and columns inked nearly all the way across, as no digit's
-#    stroke is). Ink in groups side by side, as in "2026", is several
+#    (rows or columns inked nearly all the way across, two bands or more,
+#    as no digit's strokes are). Ink in groups side by side, as in "2026", is several
 #    digits: the network reads one, so the photo is refused with a word.
 # 5. **Given MNIST's pen**, which MNIST's makers did not need: strokes
 #    thinner than MNIST's thin ones (1.5 of its pixels) are spread, and
@@ -328,12 +328,18 @@ def cropped(digit):
     return digit[rows.min():rows.max() + 1, columns.min():columns.max() + 1]
 
 
+def lines_across(inked, dim):
+    """The rows (dim=1) or columns (dim=0) inked nearly all the way across, where they come in
+    two bands or more, as ruled paper's lines do and a digit's strokes do not."""
+    across = inked.float().mean(dim=dim) > 0.85
+    bands = int(across[0]) + int((across[1:] & ~across[:-1]).sum())
+    return across if bands >= 2 else torch.zeros_like(across)
+
+
 def without_paper_lines(ink):
-    """The ink without the lines of ruled or squared paper: rows and columns inked nearly all
-    the way across, as no stroke of a digit is."""
+    """The ink without the lines of ruled or squared paper."""
     inked = ink > 0
-    return ink * ~(inked.float().mean(dim=1, keepdim=True) > 0.85) \
-        * ~(inked.float().mean(dim=0, keepdim=True) > 0.85)
+    return ink * ~lines_across(inked, 1)[:, None] * ~lines_across(inked, 0)[None, :]
 
 
 def groups_side_by_side(digit):
