@@ -17,6 +17,7 @@ from stand_ins import (A100, HUNG, MI210, MISMATCH, Gpu, stand_in_nvidia_smi, st
                        stand_in_torch, troubled_nvidia_smi)
 
 from mnistlab_tools.device import gpus_pytorch_cannot_run, why_it_cannot_run
+from mnistlab_tools import doctor
 from mnistlab_tools.doctor import quota_cpus, usable_cores
 
 
@@ -121,3 +122,13 @@ def test_a_containers_cpu_quota_caps_the_threads(tmp_path, written, cpus):
     assert quota_cpus(tmp_path) == cpus
     if cpus:
         assert usable_cores({}, tmp_path) <= cpus
+
+
+def test_a_container_without_nvidias_utilities_is_named(tmp_path, monkeypatch):
+    device = tmp_path / "nvidia0"
+    device.touch()  # the GPU the container was given, without nvidia-smi to ask it
+    monkeypatch.setattr(doctor, "NVIDIA_DEVICE", device)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi anywhere
+    assert doctor.driver_line().startswith(
+        f"NVIDIA driver: nvidia-smi is missing, but {device} is here: this looks like a "
+        f"container started without NVIDIA's utilities")
