@@ -413,6 +413,17 @@ elif settings.photos:
     run.show(tools.readings_figure(digits, probabilities, photos_read), "your_digits")
 
 # %% [markdown]
+# ## Drawing instead
+#
+# Quicker than a photo: draw a digit with the mouse. Both networks read it
+# side by side, this lesson's and lesson one's (if it saved one), after
+# `prepare_digit` made it an MNIST digit, just as it does a photo. **Save as
+# PNG** keeps a drawing in `out_dir`, which `predict.py` reads.
+
+# %% tags=["pad"]
+tools.drawing_pad(networks, prepare_digit, mean, std, run.folder)
+
+# %% [markdown]
 # If the network still misreads your digit, look at the prepared image: a
 # shadow, a second digit or the edge of the sheet ends up in it too; crop
 # the photo to the one digit.

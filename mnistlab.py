@@ -354,6 +354,21 @@ if len(wrong):
     run.show(gallery, "misclassified_digits")
 
 # %% [markdown]
+# ## Draw a digit
+#
+# Now write for it yourself: draw a digit in the box with the mouse (or a
+# pen), and the network you just trained reads it as you lift the pen. The
+# drawing is made an MNIST digit the way lesson two prepares a photo, and the
+# pad shows that 28 × 28 image beside the ten probabilities. Draw a 7 that
+# it reads as a 1, and look at why. In a terminal there is no pad: the cell
+# says where to draw instead.
+
+# %% tags=["pad"]
+from mnistlab_saved import prepare_digit  # lesson two's preparation of a photo
+
+tools.drawing_pad({"your network": model}, prepare_digit, mean, std, run.folder)
+
+# %% [markdown]
 # ## Saving the network and loading it back
 #
 # A trained network is its weights: `state_dict()` holds them by name. The

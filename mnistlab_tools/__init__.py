@@ -1,5 +1,5 @@
 """What keeps the lessons, mnistlab.py and handwriting.py, robust, so that each can tell its
-story, in eleven rooms, each a thing a reader can name:
+story, in twelve rooms, each a thing a reader can name:
 
     settings   each setting declared once: the parameters cell, MNISTLAB_* variables, the
                command line and --help, the checks, the lessons' table, --doctor and --get-data
@@ -14,6 +14,7 @@ story, in eleven rooms, each a thing a reader can name:
     console    one plain line to stop with; a quiet Ctrl-C for programs run in a terminal
     figures    figures drawn from any image classifier, saved and shown
     photos     reading photos of handwriting
+    pad        a drawing pad in the notebook (an anywidget), read by the networks you trained
     exercises  the checks of lesson one's exercises
 
 `import mnistlab_tools as tools` changes nothing in the importing program and loads no PyTorch:

@@ -7,6 +7,7 @@ from .device import check_memory, describe_device, pick_device
 from .exercises import check_exercise
 from .figures import (image_grid, learning_curve, reading, readings_figure, show,
                       what_the_network_sees)
+from .pad import drawing_pad
 from .photos import prepare_photos
 from .run import Run, probe_batches
 from .saved import CheckpointError, load_checkpoint, network_path, network_record, save_network

@@ -21,8 +21,18 @@ def figures_drawn(source):
     return len(re.findall(r"^\s*\w+\.show\(", source, re.M))
 
 
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
 def images_in(outputs):
-    return sum("image/png" in output.get("data", {}) for output in outputs)
+    """The figures among the outputs; a widget's picture of itself, for readers where widgets
+    do not show, is none."""
+    return sum("image/png" in output.get("data", {}) and WIDGET not in output.get("data", {})
+               for output in outputs)
+
+
+def widgets_in(outputs):
+    return sum(WIDGET in output.get("data", {}) for output in outputs)
 
 
 def printed(outputs):

@@ -2,6 +2,7 @@
 timing is asserted)."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -101,3 +102,11 @@ def test_the_gpu_check_without_a_gpu_says_so_in_one_line(tmp_path):
     assert finished.stdout == ("gpu_check: PyTorch sees no CUDA GPU here, so there is nothing "
                                "to check; run it on a machine with one.\n")
     assert (tmp_path / "r" / "gpu_check.txt").read_text() == finished.stdout
+
+
+def test_the_drawing_pad_benchmark_times_its_readings():
+    finished = subprocess.run([sys.executable, str(REPO / "benchmarks" / "pad.py"),
+                               "--repeats", "6"], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert re.fullmatch(r"drawing pad, kernel side: median [\d.]+ ms, slowest [\d.]+ ms, of 6 "
+                        r"readings by two networks\n", finished.stdout), finished.stdout

@@ -22,6 +22,7 @@ from lesson_runs import (
     RESULT,
     lesson_environment,
 )
+from run_outputs import images_in, widgets_in
 
 from mnistlab_tools.settings import SETTINGS
 
@@ -234,9 +235,9 @@ def test_the_committed_notebook_holds_a_full_mnist_run_of_its_cells_as_they_stan
     printed = "".join(output.get("text", "") for cell in code for output in cell.outputs)
     result = RESULT.search(printed)
     assert result and "on 10,000 MNIST test digits" in printed and float(result["accuracy"]) > 98.5
-    assert sum(
-        "image/png" in output.get("data", {}) for cell in code for output in cell.outputs
-    ) == len(figures)
+    assert images_in([output for cell in code for output in cell.outputs]) == len(figures)
+    # and the drawing pad, with its picture of what it answers, for GitHub's readers
+    assert widgets_in([output for cell in code for output in cell.outputs]) == 1
     script_code = "\n".join(c.source for c in jupytext.read(script).cells if c.cell_type == "code")
     assert (
         notebook.metadata["mnistlab"]["outputs_of_code_sha256"]
