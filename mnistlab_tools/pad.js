@@ -87,6 +87,12 @@ function render({ model, el }) {
     return [(event.clientX - box.left) * SIZE / box.width, (event.clientY - box.top) * SIZE / box.height];
   }
 
+  function silent() {
+    waiting = false;
+    show({ message: "The kernel does not answer: if it restarted, or the notebook was " +
+                    "reopened, run the cells above and this one again." }, answer);
+  }
+
   function ask() {
     if (waiting) {
       changed = true; // sent when the answer to the drawing before it comes
@@ -94,14 +100,15 @@ function render({ model, el }) {
     }
     waiting = true;
     changed = false;
-    model.set("drawing", canvas.toDataURL("image/png"));
-    model.save_changes();
     clearTimeout(silence);
-    silence = setTimeout(() => {
-      waiting = false;
-      show({ message: "The kernel does not answer: if it restarted, or the notebook was " +
-                      "reopened, run the cells above and this one again." }, answer);
-    }, PATIENCE);
+    silence = setTimeout(silent, PATIENCE);
+    try {
+      model.set("drawing", canvas.toDataURL("image/png"));
+      model.save_changes();
+    } catch (error) { // the kernel's side of the pad is gone
+      clearTimeout(silence);
+      silent();
+    }
   }
 
   canvas.addEventListener("pointerdown", (event) => {

@@ -187,5 +187,18 @@ def test_the_drawing_pad_reads_digits_drawn_with_the_mouse_in_jupyterlab(trained
         expect(page.locator(".mnistlab-pad-message")).to_contain_text("drawn_1.png", timeout=30_000)
         ARTEFACTS.mkdir(exist_ok=True)
         page.locator(".mnistlab-pad").screenshot(path=ARTEFACTS / "drawing_pad_in_jupyterlab.png")
+        # Strokes faster than the kernel answers: the last drawing is read, nothing queues up.
+        page.get_by_role("button", name="Clear").click()
+        draw(page, canvas, (140, 40), (140, 240))
+        draw(page, canvas, (60, 140), (220, 140))  # at once: a cross now, no longer a 1
+        expect(guess).not_to_contain_text("your network: 1 (", timeout=30_000)
+        # After a restart the network is gone: the pad says so, in a line.
+        page.get_by_role("menuitem", name="Kernel", exact=True).click()
+        page.locator('li[data-command="kernelmenu:restart"]').click()
+        page.locator(".jp-Dialog .jp-mod-accept").click()  # Restart Kernel?: Restart
+        page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=60_000)
+        draw(page, canvas, (140, 40), (140, 240))
+        expect(page.locator(".mnistlab-pad-message")).to_contain_text(
+            "The kernel does not answer", timeout=30_000)
     assert (tmp_path / "drawn" / "drawn_1.png").is_file()
     assert hosts <= {"127.0.0.1", None}, hosts  # no CDN, no font, nothing but the server
