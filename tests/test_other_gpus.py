@@ -16,7 +16,7 @@ from lesson_runs import SCRIPT, lesson_environment, offline
 from stand_ins import (A100, HUNG, MI210, MISMATCH, Gpu, stand_in_nvidia_smi, stand_in_rocm_smi,
                        stand_in_torch, troubled_nvidia_smi)
 
-from mnistlab_tools.device import gpus_pytorch_cannot_run, why_it_cannot_run
+from mnistlab_tools.device import chosen_device, gpus_pytorch_cannot_run, why_it_cannot_run
 from mnistlab_tools import doctor
 from mnistlab_tools.doctor import quota_cpus, usable_cores
 
@@ -76,6 +76,9 @@ def test_a_rocm_build_runs_the_amd_gpus_it_has_kernels_for(monkeypatch):
     assert gpus_pytorch_cannot_run() == {1: "gfx1036"}
     assert why_it_cannot_run("gfx1036").startswith(
         "this ROCm build of PyTorch has no kernels for gfx1036 (it has gfx90a, gfx942, gfx1100)")
+    # --device cuda, as a learner asks for the GPU on an AMD server, is the MI210, not refused.
+    monkeypatch.setattr("mnistlab_tools.device.devices_here", lambda: ["cuda:0", "cuda:1", "cpu"])
+    assert chosen_device("cuda") == ("cuda:0", "as asked")
 
 
 def test_an_nvidia_smi_that_hangs_is_said_to_hang_once(tmp_path):
