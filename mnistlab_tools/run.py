@@ -224,7 +224,7 @@ class Run:
                   f"saved. Choose another folder with --out-dir or MNISTLAB_OUT_DIR.")
         else:
             lock_can_be_taken(self.folder)
-        self.model, self.saved_path = None, None
+        self.model, self.saved_path, self.measured = None, None, None
         self.history = {"loss": [], "accuracy": [], "probes": []}
         self.learned, self.seconds, self.cut_short, self.stop_request = True, 0.0, False, None
 
