@@ -209,20 +209,22 @@ class Run:
     from the settings, it says at once (and once) when the folder cannot be written, saves each
     figure there (show), trains (training), saves the network it trained with the better-network
     rule (save_network) and loads it back (load_network). Every file in the folder is named here
-    and in .saved, by the name of the network: the dataset's, or the lesson's.
+    and in .saved, by the name of the network: the dataset's, or the lesson's. Of a run in
+    several processes (lesson three's ranks), rank 0 alone writes the folder.
 
     `history` holds each batch's loss, each epoch's test accuracy, and the probe's readings
     within the epochs, as [batches trained, accuracy]."""
 
-    def __init__(self, settings, name=None):
+    def __init__(self, settings, name=None, rank=0):
         self.settings, self.name = settings, name or settings.network_name
-        self.folder = Path(settings.out_dir)
-        self.why_not_writable = why_not_writable(self.folder)
-        if self.why_not_writable:
+        self.folder, self.writes = Path(settings.out_dir), rank == 0
+        # Of a run's several processes (lesson three's ranks), the first alone writes the folder.
+        self.why_not_writable = why_not_writable(self.folder) if self.writes else "another rank's"
+        if self.writes and self.why_not_writable:
             print(f"Warning: cannot write to {readable(self.folder)} ({self.why_not_writable}). "
                   f"The lesson goes on, but its figures and the trained network will not be "
                   f"saved. Choose another folder with --out-dir or MNISTLAB_OUT_DIR.")
-        else:
+        elif self.writes:
             lock_can_be_taken(self.folder)
         self.model, self.saved_path, self.measured = None, None, None
         self.history = {"loss": [], "accuracy": [], "probes": []}
@@ -237,11 +239,15 @@ class Run:
         show(figure, None if self.why_not_writable else self.folder / f"{name}.png")
 
     @contextlib.contextmanager
-    def training(self, model, optimizer, scheduler, images, steps_per_epoch):
+    def training(self, model, optimizer, scheduler, images, steps_per_epoch, agree=None):
         """Around the training loop over epochs(): one run in the folder at a time; resume, or
         an older run's state removed; Ctrl-C and a batch system's signals end it after a batch;
-        running out of memory is said in a line; TensorBoard where asked."""
+        running out of memory is said in a line; TensorBoard where asked. agree: for a run of
+        several processes, what all of them make of one's wish to stop (any wants to: all
+        stop), asked of every process before each batch and after each epoch, so that they
+        stop together."""
         settings = self.settings
+        self.agree, self.stopping = agree, False
         self.model, self.saved_path = None, None  # until this training starts
         self.measured = None  # the versions of the weights the last test accuracy was read on
         self.images, self.steps_per_epoch = images, steps_per_epoch
@@ -249,14 +255,16 @@ class Run:
         self.history = {"loss": [], "accuracy": [], "probes": []}
         self.learned, self.cut_short, self.log = True, False, None
         self.state = TrainingState(training_state_path(self.folder, self.name),
-                                   deciding_values(settings), images, model, optimizer, scheduler)
+                                   deciding_values(settings), images, model, optimizer, scheduler,
+                                   writes=self.writes)
         with contextlib.ExitStack() as guards:
             # First: another run training in this folder keeps its state, and this one stops.
-            guards.enter_context(training_alone(self.folder))
+            if self.writes:
+                guards.enter_context(training_alone(self.folder))
             self.first_epoch = self.state.first_epoch(settings.resume, self.history)
             if self.history["accuracy"]:  # a finished run resumed: its score is of these weights
                 self.measured = versions(model)
-            if settings.tensorboard and not self.why_not_writable:
+            if settings.tensorboard and self.writes and not self.why_not_writable:
                 self.log = guards.enter_context(TensorBoardLog(self.folder / "runs", self.name,
                                                                model, images))
             self.stop_request = guards.enter_context(StopRequest())
@@ -274,10 +282,19 @@ class Run:
         """The epochs still to train, until one ends in Ctrl-C or in trouble."""
         for epoch in range(self.first_epoch, self.settings.epochs + 1):
             yield epoch
-            if self.stop_request.requested and not self.cut_short:  # as the epoch ended
+            if self.stop_asked(agreeing=True) and not self.cut_short:  # as the epoch ended
                 self.say_stopped(f"as epoch {epoch} of {self.settings.epochs} ended")
-            if self.stop_request.requested or not self.learned:
+            if self.stopping or not self.learned:
                 return
+
+    def stop_asked(self, agreeing=False):
+        """Whether to stop after this batch: this process's wish, or, where the run has several
+        processes, what they agree when asked to (agreeing), every one the same."""
+        if self.agree is None:
+            self.stopping = self.stop_request.requested
+        elif agreeing:
+            self.stopping = bool(self.agree(self.stop_request.requested))
+        return self.stopping
 
     def say_stopped(self, when):
         print(stopped_line(self.stop_request.signal, when, self.state.saved, self.folder))
@@ -289,7 +306,7 @@ class Run:
                                  self.log)
         for number, batch in enumerate(progress(batches, f"epoch {epoch}",
                                                 self.steps_per_epoch)):
-            if self.stop_request.requested:
+            if self.stop_asked(agreeing=True):
                 return
             readings.before(epoch, number)
             yield batch
@@ -303,7 +320,7 @@ class Run:
         self.history["loss"] += losses
         self.history["accuracy"].append(float(accuracy))
         self.measured = versions(self.model)
-        if self.stop_request.requested and len(losses) < self.steps_per_epoch:  # cut in the epoch
+        if self.stop_asked() and len(losses) < self.steps_per_epoch:  # cut in the epoch
             self.cut_short = True
             self.say_stopped(f"in epoch {epoch} of {self.settings.epochs}, after {len(losses)} "
                              f"of {self.steps_per_epoch} batches")
@@ -333,6 +350,8 @@ class Run:
         a better one is there: then beside it. The path written, or None, with a line that says
         why."""
         path = self.network_path()
+        if not self.writes:
+            return None  # the first rank saves the network all of them trained
         if self.model is None or self.measured is None:
             print(f"Not saved: this run trained no network (its training cell stopped, or was "
                   f"not run), and {readable(path)} keeps what it had.")

@@ -433,23 +433,25 @@ class TrainingState:
     run: afresh, or with --resume from the state a cut run saved. settings: those that decide the
     result, by name; of the training images, their number and their device."""
 
-    def __init__(self, path, settings, images, model, optimizer, scheduler):
+    def __init__(self, path, settings, images, model, optimizer, scheduler, writes=True):
         self.path, self.settings = Path(path), dict(settings)
         self.images = len(images)
         self.device, self.model = images.device, model
-        self.optimizer, self.scheduler = optimizer, scheduler
+        self.optimizer, self.scheduler, self.writes = optimizer, scheduler, writes
         # Where nothing can be written, the run has said so already; say nothing each epoch.
-        self.can_save = why_not_writable(self.path.parent) is None
+        # Of a run's several processes (lesson three's ranks), only the first writes it.
+        self.can_save = writes and why_not_writable(self.path.parent) is None
         self.saved_epoch = None  # the last epoch saved by this run
 
     def first_epoch(self, resume, history):
         """The first epoch to train: with resume, after the cut run's last (its history loaded
         into `history`); else 1, and the state of an older run removed, never to be resumed."""
         if not resume:
-            with contextlib.suppress(OSError):
-                self.path.unlink(missing_ok=True)
+            if self.writes:
+                with contextlib.suppress(OSError):
+                    self.path.unlink(missing_ok=True)
             return 1
-        if not self.can_save:
+        if self.writes and not self.can_save:
             stop(f"--resume: nothing can be saved in {readable(self.path.parent)} "
                  f"({why_not_writable(self.path.parent)}), so an epoch trained now could never "
                  f"be resumed, and the network would be lost. Choose a folder you can write with "

@@ -1,0 +1,181 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson three: the same training on many processes, with DistributedDataParallel
+#
+# Lesson one trains on one device. This lesson trains the same network on
+# the same data in several processes at once, each a *rank* with a replica
+# of the network, as on a server's GPUs or a cluster's nodes. It is a
+# program for `torchrun`, which starts the ranks and tells each who it is;
+# a notebook cannot host them, so in VS Code run it in a terminal:
+#
+#     .venv/bin/torchrun --standalone --nproc-per-node=2 ddp.py --sample
+#
+# It takes lesson one's settings (`--help` lists them).
+
+# %% [markdown]
+# Each rank reads `RANK` and `WORLD_SIZE`, which torchrun sets. Only rank 0
+# prints and draws progress bars: the others would say the same again.
+
+# %%
+import os
+import sys
+
+import mnistlab_tools as tools
+
+tools.set_up_terminal()  # Ctrl-C ends in one line
+if "RANK" not in os.environ:
+    tools.stop(f"lesson three runs as several processes: start it with torchrun, as "
+               f"{os.path.dirname(tools.PYTHON)}/torchrun --standalone --nproc-per-node=2 ddp.py "
+               f"--sample")
+rank, ranks = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+local_rank = int(os.environ.get("LOCAL_RANK", 0))
+if rank:
+    sys.stdout = open(os.devnull, "w")  # for the whole process: it is never closed
+    os.environ["TQDM_DISABLE"] = "1"
+settings = tools.settings_or_stop()  # lesson one's values, then the options and MNISTLAB_*
+print(settings)
+run = tools.Run(settings, name="ddp", rank=rank)  # rank 0 alone writes out_dir
+
+# %% [markdown]
+# ## The process group
+#
+# The ranks talk through a *process group*: NCCL between GPUs, gloo between
+# CPUs. A rank that stops answering ends the others after the timeout, one
+# minute here rather than NCCL's thirty.
+
+# %%
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from mnistlab_saved import (accuracy, fresh_network, one_cycle_adam, pixel_mean_and_std, predict,
+                            to_tensors, train_one_epoch)
+
+on_gpus = torch.cuda.is_available() and settings.device_name != "cpu"
+device = torch.device(f"cuda:{local_rank}" if on_gpus else "cpu")
+if on_gpus:
+    torch.cuda.set_device(device)
+elif settings.threads:
+    torch.set_num_threads(settings.threads)
+dist.init_process_group("nccl" if on_gpus else "gloo", timeout=timedelta(seconds=60))
+print(f"{ranks} ranks, talking through {dist.get_backend()}, each on {device.type}")
+
+# %% [markdown]
+# ## The data, on every rank
+#
+# Rank 0 finds (or downloads) the data first; the others wait for it at a
+# *barrier*, then read the same files. Every rank holds all of it as
+# tensors, as in lesson one.
+
+# %%
+if rank == 0:
+    data = tools.find_data(settings)
+dist.barrier()
+if rank:
+    data = tools.find_data(settings)
+train_set = data.torchvision_class(data.folder, train=True)
+test_set = data.torchvision_class(data.folder, train=False)
+mean, std = pixel_mean_and_std(train_set)
+train_images, train_labels = to_tensors(train_set, mean, std, device)
+test_images, test_labels = to_tensors(test_set, mean, std, device)
+
+# %% [markdown]
+# ## Each rank's share of an epoch
+#
+# Every rank draws the epoch's shuffled order from the same seed and the
+# epoch's number, so all draw the same order (what `DistributedSampler`'s
+# `set_epoch` does). Rank *r* takes every `ranks`-th image of it, starting at
+# *r*: together the ranks see each image once. All shares are equally long,
+# so that no rank waits at a step the others never take.
+
+# %%
+def shares(images, labels, batch_size, seed, epoch, rank, ranks):
+    """This rank's batches of the epoch: its share of the order every rank draws alike."""
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed + epoch))
+    mine = order[: len(order) // ranks * ranks][rank::ranks].to(images.device)
+    return ((images[batch], labels[batch]) for batch in mine.split(batch_size))
+
+
+per_rank = max(1, settings.batch_size // ranks)  # the global batch is batch_size, as in lesson one
+steps_per_epoch = -(-(len(train_images) // ranks) // per_rank)
+
+# %% [markdown]
+# ## One network, a replica on each rank
+#
+# Each rank builds the network from the same seed, and
+# `DistributedDataParallel` checks that the replicas start equal. In
+# `backward` it *all-reduces* the gradients: every rank gets their average
+# over the ranks, so each optimiser takes the same step, and the replicas
+# stay equal. Batch normalisation keeps its statistics per rank, each from
+# its own share (`SyncBatchNorm.convert_sync_batchnorm` would pool them,
+# worth it where a rank's batch is small). The learning rate is lesson
+# one's: the global batch is the same.
+
+# %%
+network = fresh_network(settings.channels, settings.seed, device)
+model = DistributedDataParallel(network)
+optimizer, scheduler = one_cycle_adam(model, settings.lr, settings.epochs * steps_per_epoch)
+
+
+def all_agree(stop):
+    """Whether any rank wants to stop: Ctrl-C reaches each when it reaches it."""
+    flag = torch.tensor([float(stop)], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return flag.item() > 0
+
+
+def rank_zeros(value):
+    """Rank 0's value, on every rank: each decides from the same test accuracy."""
+    shared = torch.tensor([float(value)], device=device)
+    dist.broadcast(shared, src=0)
+    return shared.item()
+
+
+# %% [markdown]
+# ## Training
+#
+# Lesson one's loop, with each rank's share. The run is lesson one's too:
+# Ctrl-C ends every rank after the same batch (they agree before each), and
+# rank 0 saves the training state after each epoch, from which `--resume`
+# goes on.
+
+# %%
+with run.training(network, optimizer, scheduler, train_images, steps_per_epoch, all_agree):
+    for epoch in run.epochs():
+        batches = shares(train_images, train_labels, per_rank, settings.seed, epoch, rank, ranks)
+        losses = train_one_epoch(model, optimizer, scheduler, run.watched(batches, epoch))
+        test_accuracy = rank_zeros(accuracy(predict(network, test_images), test_labels))
+        run.end_epoch(epoch, losses, test_accuracy)
+
+# %% [markdown]
+# ## The replicas, still equal
+#
+# Each rank sums its learned weights; all-gathering the sums shows that the
+# ranks ended with the same network. (Batch normalisation's running
+# statistics are each rank's own; rank 0's are saved with the weights.)
+
+# %%
+total = torch.stack([weight.detach().double().sum() for weight in network.parameters()]).sum()
+totals = [torch.zeros_like(total) for _ in range(ranks)]
+dist.all_gather(totals, total)
+print(f"The {ranks} replicas' weights are equal: {all(t == totals[0] for t in totals)}")
+run.save_network(data.class_names, mean, std, channels=settings.channels)
+print(f"Result: {run.seconds:.2f} s of training on {ranks} ranks, test accuracy "
+      f"{accuracy(predict(network, test_images), test_labels):.2f} % on {len(test_labels):,} "
+      f"{data.name} test {data.items}")
+dist.destroy_process_group()
+run.exit_if_interrupted()
