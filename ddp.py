@@ -22,7 +22,8 @@
 #
 #     .venv/bin/torchrun --standalone --nproc-per-node=2 ddp.py --sample
 #
-# It takes lesson one's settings (`--help` lists them).
+# It takes lesson one's settings (`--help` lists them);
+# `docs/many-gpus.md` says what each rank does, and what it measured.
 
 # %% [markdown]
 # Each rank reads `RANK` and `WORLD_SIZE`, which torchrun sets. Only rank 0
