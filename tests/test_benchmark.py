@@ -111,11 +111,3 @@ def test_the_drawing_pad_benchmark_times_its_readings():
     assert re.fullmatch(r"drawing pad, kernel side: median [\d.]+ ms, slowest [\d.]+ ms, of 6 "
                         r"readings by two networks\n", finished.stdout), finished.stdout
 
-
-def test_the_ranks_benchmark_compares_one_rank_with_two():
-    finished = subprocess.run([sys.executable, str(REPO / "benchmarks" / "ranks.py"), "--sample",
-                               "--seeds", "1"], capture_output=True, text=True, timeout=300)
-    assert finished.returncode == 0, finished.stderr
-    for ranks in (1, 2):
-        assert re.search(rf"^\| {ranks} \| [\d.]+ \([\d.]+ to [\d.]+\) \| [\d.]+ \|$",
-                         finished.stdout, re.M), finished.stdout
