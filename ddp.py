@@ -17,34 +17,36 @@
 # Lesson one trains on one device. This lesson trains the same network on
 # the same data in several processes at once, each a *rank* with a replica
 # of the network, as on a server's GPUs or a cluster's nodes. It is a
-# program for `torchrun`, which starts the ranks and tells each who it is;
-# a notebook cannot host them, so in VS Code run it in a terminal:
+# program that starts its ranks itself, as `torchrun` does, and tells each
+# who it is; a notebook cannot host them, so in VS Code run it in a
+# terminal (`--ranks` says how many; `torchrun --standalone
+# --nproc-per-node=2 ddp.py` starts it too):
 #
-#     .venv/bin/torchrun --standalone --nproc-per-node=2 ddp.py --sample
+#     .venv/bin/python ddp.py --ranks 2 --sample
 #
 # It takes lesson one's settings (`--help` lists them);
 # `docs/many-gpus.md` says what each rank does, and what it measured.
 
 # %% [markdown]
-# Each rank reads `RANK` and `WORLD_SIZE`, which torchrun sets. Only rank 0
+# Started as a plain program, it starts its ranks, and each runs this again
+# with `RANK` and `WORLD_SIZE` set, as torchrun sets them. Only rank 0
 # prints and draws progress bars: the others would say the same again.
 
 # %%
 import os
+import re
 import sys
 
 import mnistlab_tools as tools
 
 tools.set_up_terminal()  # Ctrl-C ends in one line
-if "RANK" not in os.environ:
-    tools.stop(f"lesson three runs as several processes: start it with torchrun, as "
-               f"{os.path.dirname(tools.PYTHON)}/torchrun --standalone --nproc-per-node=2 ddp.py "
-               f"--sample")
+if "RANK" not in os.environ:  # started as a plain program: it starts its ranks, as torchrun does
+    tools.as_ranks(__file__, sys.argv[1:])
+    sys.exit(0)
 rank, ranks = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
 local_rank = int(os.environ.get("LOCAL_RANK", 0))
 if rank:
     sys.stdout = open(os.devnull, "w")  # for the whole process: it is never closed
-    os.environ["TQDM_DISABLE"] = "1"
 settings = tools.settings_or_stop()  # lesson one's values, then the options and MNISTLAB_*
 print(settings)
 run = tools.Run(settings, name="ddp", rank=rank)  # rank 0 alone writes out_dir
@@ -155,12 +157,18 @@ def rank_zeros(value):
 # goes on.
 
 # %%
-with run.training(network, optimizer, scheduler, train_images, steps_per_epoch, all_agree):
-    for epoch in run.epochs():
-        batches = shares(train_images, train_labels, per_rank, settings.seed, epoch, rank, ranks)
-        losses = train_one_epoch(model, optimizer, scheduler, run.watched(batches, epoch))
-        test_accuracy = rank_zeros(accuracy(predict(network, test_images), test_labels))
-        run.end_epoch(epoch, losses, test_accuracy)
+try:
+    with run.training(network, optimizer, scheduler, train_images, steps_per_epoch, all_agree):
+        for epoch in run.epochs():
+            batches = shares(train_images, train_labels, per_rank, settings.seed, epoch, rank,
+                             ranks)
+            losses = train_one_epoch(model, optimizer, scheduler, run.watched(batches, epoch))
+            test_accuracy = rank_zeros(accuracy(predict(network, test_images), test_labels))
+            run.end_epoch(epoch, losses, test_accuracy)
+except RuntimeError as error:  # gloo's and NCCL's own, where another rank died mid-step
+    if not (isinstance(error, dist.DistError) or re.search(r"gloo|NCCL", str(error))):
+        raise
+    sys.exit(1)  # quietly: the launcher names the rank that died, and how
 
 # %% [markdown]
 # ## The replicas, still equal

@@ -1,11 +1,14 @@
-"""Lesson three, ddp.py, started as torchrun starts it on one machine: two CPU processes talking
-through gloo. Only rank 0 prints and writes; the replicas end equal; the same seed gives the
-same result; and run alone, without torchrun, it says how to start it."""
+"""Lesson three, ddp.py, started as torchrun starts it on one machine, and as a plain program that
+starts its own ranks: two CPU processes talking through gloo. Only rank 0 prints and writes; the
+replicas end equal; the same seed gives the same result; Ctrl-C ends every rank after the same
+batch, and a killed rank ends the others within seconds, each in one line."""
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from lesson_runs import REPO, lesson_environment
@@ -36,11 +39,81 @@ def test_two_ranks_train_as_one_and_rank_0_alone_speaks_and_writes(tmp_path):
     assert accuracy.search(again.stdout)[0] == accuracy.search(said)[0]  # the same seed
 
 
-def test_ddp_without_torchrun_says_how_to_start_it(tmp_path):
-    environment = {name: value for name, value in lesson_environment(tmp_path).items()
-                   if name not in ("RANK", "WORLD_SIZE")}
-    finished = subprocess.run([sys.executable, str(REPO / "ddp.py")], cwd=tmp_path,
-                              env=environment, capture_output=True, text=True, timeout=120)
-    assert_plain_stop(finished, "start it with torchrun",
-                      "torchrun --standalone --nproc-per-node=2 ddp.py --sample")
+def started(tmp_path, *options):
+    """`python ddp.py --ranks 2 --sample OPTIONS` in a terminal of its own, as a learner starts
+    it; its ranks are its children."""
+    environment = {**lesson_environment(tmp_path / "out"), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, str(REPO / "ddp.py"), "--ranks", "2", "--sample",
+                             *options], cwd=tmp_path, env=environment, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def after_line(process, prefix, seconds=120):
+    """Read what it prints until a line that starts with `prefix`."""
+    deadline, said = time.monotonic() + seconds, []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        said.append(line)
+        if not line or line.startswith(prefix):
+            break
+    assert said[-1].startswith(prefix), "".join(said)
+    return "".join(said)
+
+
+def rank_process(out_dir, rank):
+    """The process of rank `rank` of the run that saves into out_dir."""
+    for folder in Path("/proc").iterdir():
+        try:
+            environ = (folder / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ and \
+                f"MNISTLAB_OUT_DIR={out_dir}".encode() in environ:
+            return int(folder.name)
+    return None
+
+
+def test_a_plain_python_start_trains_on_two_ranks(tmp_path):
+    finished = subprocess.run([sys.executable, str(REPO / "ddp.py"), "--ranks", "2", "--sample",
+                               "--epochs", "1"], cwd=tmp_path,
+                              env=lesson_environment(tmp_path / "out"), capture_output=True,
+                              text=True, timeout=300)
+    assert finished.returncode == 0 and "Traceback" not in finished.stderr, finished.stderr
+    assert "2 ranks, talking through gloo" in finished.stdout
+    assert "The 2 replicas' weights are equal: True" in finished.stdout
+
+
+def test_ctrl_c_ends_every_rank_after_the_same_batch_in_one_line(tmp_path):
+    launcher = started(tmp_path, "--epochs", "300")
+    after_line(launcher, "epoch 2:")
+    os.killpg(launcher.pid, signal.SIGINT)  # Ctrl-C reaches the launcher and every rank
+    said, errors = launcher.communicate(timeout=120)
+    assert launcher.returncode == 130 and "Traceback" not in errors, errors
+    assert re.search(r"Stopped by Ctrl-C (in|as) epoch \d+ of 300", said)
+    assert "The 2 replicas' weights are equal: True" in said  # they stopped together
+    assert (tmp_path / "out" / "ddp_training.pt").is_file()
+
+
+def test_a_killed_rank_stops_the_others_in_seconds_and_is_named(tmp_path):
+    launcher = started(tmp_path, "--epochs", "300")
+    after_line(launcher, "epoch 2:")
+    victim = rank_process(tmp_path / "out", 1)
+    assert victim, "rank 1 was not found"
+    killed = time.monotonic()
+    os.kill(victim, signal.SIGKILL)
+    _, errors = launcher.communicate(timeout=120)
+    assert time.monotonic() - killed < 60  # not NCCL's thirty minutes
+    said = [line for line in errors.replace("\r", "\n").splitlines()
+            if line.strip() and "batch/s]" not in line]  # rank 0's progress bars aside
+    assert launcher.returncode == 2 and "Traceback" not in errors, errors
+    assert said == ["mnistlab: rank 1 of 2 was killed by signal SIGKILL, and the others were "
+                    "stopped with it (its own message, if it left one, is above). What the last "
+                    "finished epoch saved stays for --resume."], said
+
+
+def test_a_wrong_number_of_ranks_is_refused_in_one_line(tmp_path):
+    finished = subprocess.run([sys.executable, str(REPO / "ddp.py"), "--ranks", "two"],
+                              cwd=tmp_path, env=lesson_environment(tmp_path / "out"),
+                              capture_output=True, text=True, timeout=120)
+    assert_plain_stop(finished, "--ranks 'two' is not allowed: use a whole number of processes")
     assert os.listdir(tmp_path) == []  # nothing written
