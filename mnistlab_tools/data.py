@@ -53,7 +53,7 @@ DATASETS = {
     "fashion": DatasetInfo("FashionMNIST", "images",
                            ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)),
 }
-DATASET_NAMES = tuple(DATASETS)  # as the settings and a checkpoint name them
+DATASET_NAMES = tuple(DATASETS)  # as the dataset setting names them
 
 # Each file: the number at its start that says what it holds, how many items, the bytes before them.
 IDX_FILES = {

@@ -219,7 +219,8 @@ class Run:
         self.settings, self.name = settings, name or settings.network_name
         self.folder, self.writes = Path(settings.out_dir), rank == 0
         # Of a run's several processes (lesson three's ranks), the first alone writes the folder.
-        self.why_not_writable = why_not_writable(self.folder) if self.writes else "another rank's"
+        self.why_not_writable = why_not_writable(self.folder) if self.writes else None
+        self.can_write = self.writes and not self.why_not_writable
         if self.writes and self.why_not_writable:
             print(f"Warning: cannot write to {readable(self.folder)} ({self.why_not_writable}). "
                   f"The lesson goes on, but its figures and the trained network will not be "
@@ -236,7 +237,7 @@ class Run:
 
     def show(self, figure, name):
         """Save the figure as NAME.png in the folder, where it can be written, and show it."""
-        show(figure, None if self.why_not_writable else self.folder / f"{name}.png")
+        show(figure, self.folder / f"{name}.png" if self.can_write else None)
 
     @contextlib.contextmanager
     def training(self, model, optimizer, scheduler, images, steps_per_epoch, agree=None):
@@ -264,7 +265,7 @@ class Run:
             self.first_epoch = self.state.first_epoch(settings.resume, self.history)
             if self.history["accuracy"]:  # a finished run resumed: its score is of these weights
                 self.measured = versions(model)
-            if settings.tensorboard and self.writes and not self.why_not_writable:
+            if settings.tensorboard and self.can_write:
                 self.log = guards.enter_context(TensorBoardLog(self.folder / "runs", self.name,
                                                                model, images))
             self.stop_request = guards.enter_context(StopRequest())
@@ -363,7 +364,7 @@ class Run:
         elif not self.learned:
             print(f"Not saved: the network did not learn, and {readable(path)} keeps what it "
                   f"had.")
-        elif not self.why_not_writable:
+        elif self.can_write:
             self.saved_path = save_network(path, self.model, arguments, class_names, mean, std,
                                            self.outcome())
             if self.saved_path:

@@ -19,7 +19,7 @@ from .data import DATASET_NAMES, DATASETS, get_data
 from .doctor import doctor_report, install_advice, missing_requirements, tensorboard_importable
 from .files import HERE, what_is_at
 
-# How many feature maps the first convolution may have: a setting's range, and a checkpoint's.
+# How many feature maps the first convolution may have: the channels setting's range.
 CHANNELS = (1, 256)
 
 
