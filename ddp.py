@@ -27,6 +27,24 @@
 # It takes lesson one's settings (`--help` lists them);
 # `docs/many-gpus.md` says what each rank does, and what it measured.
 
+# %% tags=["parameters"]
+epochs = 1                # passes over the training data
+batch_size = 128          # images per training step
+lr = 0.02                 # peak learning rate of the one-cycle schedule
+seed = 0                  # the same seed gives the same result on the same machine
+channels = 16             # feature maps of the first convolution; the second has twice as many
+device_name = "auto"      # where to train: "auto", "cpu", "cuda", "cuda:1" (a GPU by index), "mps"
+threads = 0               # CPU threads to train with; 0: every core this job may use
+ranks = 2                 # processes (ranks) on this machine: one for each GPU, or CPU processes
+nodes = 1                 # machines that train together, each starting `ranks` processes
+rendezvous = ""           # where the machines meet, "HOST:PORT"; "": this machine alone
+dataset = "mnist"         # "mnist" for handwritten digits, "fashion" for Fashion-MNIST's clothes
+data_dir = "data"         # the data goes in MNIST/raw/ in this folder, downloaded if missing
+mirror = ""               # where to download the data from, if not the official address
+sample = False            # True: train and test on the small sample in sample/, in seconds
+out_dir = "outputs"       # where the figures and the trained network are saved
+resume = False            # True: go on with the run cut short in out_dir, after its last epoch
+
 # %% [markdown]
 # Started as a plain program, it starts its ranks, and each runs this again
 # with `RANK` and `WORLD_SIZE` set, as torchrun sets them. Only rank 0
@@ -40,16 +58,14 @@ import sys
 import mnistlab_tools as tools
 
 tools.set_up_terminal()  # Ctrl-C ends in one line
+settings = tools.settings_or_stop(globals(), lesson="ddp")  # the cell, MNISTLAB_*, the options
 if "RANK" not in os.environ:  # started as a plain program: it starts its ranks, as torchrun does
-    tools.as_ranks(__file__, sys.argv[1:])
-    sys.exit(0)
+    tools.as_ranks(__file__, settings)
 rank, ranks = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-local_rank = int(os.environ.get("LOCAL_RANK", 0))
 if rank:
     sys.stdout = open(os.devnull, "w")  # for the whole process: it is never closed
-settings = tools.settings_or_stop()  # lesson one's values, then the options and MNISTLAB_*
 print(settings)
-run = tools.Run(settings, name="ddp", rank=rank)  # rank 0 alone writes out_dir
+run = tools.Run(settings, rank=rank)  # rank 0 alone writes out_dir
 
 # %% [markdown]
 # ## The process group
@@ -59,6 +75,7 @@ run = tools.Run(settings, name="ddp", rank=rank)  # rank 0 alone writes out_dir
 # minute here rather than NCCL's thirty.
 
 # %%
+import atexit
 from datetime import timedelta
 
 import torch
@@ -68,13 +85,14 @@ from torch.nn.parallel import DistributedDataParallel
 from mnistlab_saved import (accuracy, fresh_network, one_cycle_adam, pixel_mean_and_std, predict,
                             to_tensors, train_one_epoch)
 
-on_gpus = torch.cuda.is_available() and settings.device_name != "cpu"
-device = torch.device(f"cuda:{local_rank}" if on_gpus else "cpu")
-if on_gpus:
+local_rank, local_ranks = int(os.environ["LOCAL_RANK"]), int(os.environ["LOCAL_WORLD_SIZE"])
+device = tools.rank_device(settings.device_name, local_rank, local_ranks)  # GPU number local_rank
+if device.type == "cuda":
     torch.cuda.set_device(device)
 elif settings.threads:
     torch.set_num_threads(settings.threads)
-dist.init_process_group("nccl" if on_gpus else "gloo", timeout=timedelta(seconds=60))
+dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=60))
+atexit.register(dist.destroy_process_group)  # however the rank ends: left open, it aborts at exit
 print(f"{ranks} ranks, talking through {dist.get_backend()}, each on {device.type}")
 
 # %% [markdown]
@@ -186,5 +204,4 @@ run.save_network(data.class_names, mean, std, channels=settings.channels)
 print(f"Result: {run.seconds:.2f} s of training on {ranks} ranks, test accuracy "
       f"{accuracy(predict(network, test_images), test_labels):.2f} % on {len(test_labels):,} "
       f"{data.name} test {data.items}")
-dist.destroy_process_group()
 run.exit_if_interrupted()

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the package, 
 from mnistlab_tools.files import HERE  # noqa: E402
 from mnistlab_tools.settings import LESSONS, SETTINGS, photo_paths, settings_of, switch  # noqa: E402
 
-LESSON_WORDS = {"mnistlab": "one", "handwriting": "two"}  # as the pages name the lessons
+LESSON_WORDS = {"mnistlab": "one", "handwriting": "two", "ddp": "three"}  # as pages name them
 CELL_START = '# %% tags=["parameters"]\n'
 TABLE_HEAD = ("| in the parameters cell | lessons | option | environment variable "
               "| what it does |\n| --- | --- | --- | --- | --- |\n")
@@ -55,7 +55,8 @@ def table_row(setting):
         if "default" in own:
             what += f"; lesson {LESSON_WORDS[lesson]}'s cell has `{setting.name} = " \
                     f"{literal(own['default'])}`"
-    lessons = " and ".join(LESSON_WORDS[lesson] for lesson in having)
+    words = [LESSON_WORDS[lesson] for lesson in having]
+    lessons = " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 2 else words)
     return (f"| `{setting.name} = {literal(setting.default)}` | {lessons} | "
             f"`{option_of(setting)}` | `{variable_of(setting)}` | {what} |\n")
 

@@ -3,12 +3,13 @@
 # PyTorch. The other names of a room are its own: import them from the room.
 from .console import PYTHON, readable, set_up_terminal, stop
 from .data import SAMPLE_DIR, find_data
-from .device import check_memory, describe_device, pick_device
+from .device import check_memory, describe_device, pick_device, rank_device
 from .exercises import check_exercise
 from .figures import (image_grid, learning_curve, reading, readings_figure, show,
                       what_the_network_sees)
 from .pad import drawing_pad
 from .photos import prepare_photos
-from .run import Run, as_ranks, probe_batches
+from .ranks import as_ranks
+from .run import Run, probe_batches
 from .saved import CheckpointError, load_checkpoint, network_path, network_record, save_network
 from .settings import program_settings, read_settings, settings_or_stop

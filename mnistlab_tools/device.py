@@ -300,3 +300,31 @@ def short_report():
         gpus = "GPUs: none that PyTorch can use; the lesson trains on the CPU"
     outside_a_job = [] if os.environ.get("SLURM_JOB_ID") else cluster_lines()
     return [python_line(), pytorch_line(""), gpus, *outside_a_job]
+
+
+def ranks_beyond_the_gpus(device_name, ranks):
+    """Why `ranks` processes on this machine cannot each train on a GPU of their own, or None:
+    on CUDA each rank takes the GPU of its number on the machine; --device cpu keeps them all on
+    the CPU."""
+    if device_name == "cpu" or not torch.cuda.is_available():
+        return None
+    gpus = torch.cuda.device_count()
+    if ranks <= gpus:
+        return None
+    return (f"{ranks} ranks on this machine are more than its {gpus} GPU{'s' * (gpus > 1)}, and "
+            f"each rank trains on a GPU of its own. Start {gpus} (--ranks {gpus}, or torchrun "
+            f"--nproc-per-node={gpus}), or train in CPU processes with --device cpu.")
+
+
+def rank_device(device_name, local_rank, local_ranks):
+    """The device of rank `local_rank` of the `local_ranks` on this machine: the GPU of that
+    number where PyTorch has CUDA, else the CPU. Where the GPUs are too few, the first rank
+    says so in one line, and every rank stops."""
+    too_many = ranks_beyond_the_gpus(device_name, local_ranks)
+    if too_many:
+        if local_rank == 0:
+            stop(too_many)
+        sys.exit(2)
+    if device_name == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank)

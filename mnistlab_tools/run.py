@@ -73,16 +73,17 @@ class StopRequest:
             signal.signal(number, previous)
 
 
-def stopped_line(number, when, saved, folder):
+def stopped_line(number, when, saved, folder, batch_script):
     """What a run stopped by signal `number` says: when, whether the network keeps what it has
-    learned, and how --resume goes on, where a training state was `saved` in `folder`."""
+    learned, and how --resume goes on, where a training state was `saved` in `folder`, and, in a
+    Slurm job, the lesson's batch_script."""
     after = ("--resume goes on after the last finished epoch" if saved else
              "--resume will find nothing to go on from, since no epoch finished")
     if os.environ.get("SLURM_JOB_ID") and saved:
-        # A new job has a folder of its own (slurm/train.sbatch): name this one to it.
+        # A new job has a folder of its own (as the batch scripts make it): name this one to it.
         after += (f": a requeued job does so by itself, and a new one when given this folder, "
                   f"sbatch --export=ALL,MNISTLAB_OUT_DIR={shlex.quote(readable(folder))} "
-                  f"slurm/train.sbatch")
+                  f"{batch_script}")
     # After Ctrl-C the lesson goes on with the network; after a batch system's signal it ends.
     keeps = " The network keeps what it has learned so far;" if number == signal.SIGINT else ""
     return f"Stopped by {STOP_SIGNALS[number]} {when}.{keeps} {after}."
@@ -298,7 +299,8 @@ class Run:
         return self.stopping
 
     def say_stopped(self, when):
-        print(stopped_line(self.stop_request.signal, when, self.state.saved, self.folder))
+        print(stopped_line(self.stop_request.signal, when, self.state.saved, self.folder,
+                           self.settings.lesson.batch_script))
 
     def watched(self, batches, epoch, probe=None):
         """The batches, under a progress bar, ending after the current one on Ctrl-C; before
@@ -412,54 +414,3 @@ def deciding_values(settings):
     """The values of the settings that decide a run's result: a cut run resumes only with them."""
     return {setting.name: getattr(settings, setting.name) for setting in SETTINGS
             if setting.decides_result and hasattr(settings, setting.name)}
-
-
-def as_ranks(script, arguments):
-    """Run `script` as several processes on this machine, the ranks, as `torchrun --standalone`
-    does, with the `arguments` it was given: --ranks N (default 2) says how many. What torchrun
-    itself would end in a traceback ends in one line: Ctrl-C, after the ranks have stopped
-    together and said what they kept, and a rank that died, named with how."""
-    import logging
-
-    from torch.distributed import run as torchrun
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-
-    ranks, rest = ranks_asked(arguments)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // ranks)))
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # said below
-    try:
-        torchrun.run(torchrun.parse_args(["--standalone", f"--nproc-per-node={ranks}",
-                                          "--monitor-interval=0.5", str(script), *rest]))
-    except SignalException as error:
-        if error.sigval == signal.SIGINT:
-            sys.exit(130)  # each rank has said where it stopped, and what it kept
-        stop(f"the ranks were stopped by signal {error.sigval.name}; what the last finished "
-             f"epoch saved stays for --resume.")
-    except ChildFailedError as error:
-        stop(failure_line(error.failures, ranks))
-
-
-def ranks_asked(arguments):
-    """(how many ranks, the other arguments): --ranks N taken out of them (default 2)."""
-    rest, ranks = list(arguments), 2
-    if "--ranks" in rest:
-        place = rest.index("--ranks")
-        value = rest[place + 1] if place + 1 < len(rest) else ""
-        if not value.isdigit() or int(value) < 1:
-            stop(f"--ranks {value!r} is not allowed: use a whole number of processes, such as 2")
-        ranks = int(value)
-        del rest[place:place + 2]
-    return ranks, rest
-
-
-def failure_line(failures, ranks):
-    """The rank that failed first, and how, in words, with what the others did. The others
-    end by torchrun's own SIGTERM, which is no cause: a rank that ended otherwise is named."""
-    rank, failure = min(failures.items(), key=lambda item: (
-        item[1].exitcode == -signal.SIGTERM, item[1].timestamp, item[0]))
-    how = (f"was killed by signal {signal.Signals(-failure.exitcode).name}"
-           if failure.exitcode < 0 else f"ended with exit status {failure.exitcode}")
-    return (f"rank {rank} of {ranks} {how}, and the others were stopped with it (its own "
-            f"message, if it left one, is above). What the last finished epoch saved stays "
-            f"for --resume.")

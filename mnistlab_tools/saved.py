@@ -460,7 +460,9 @@ class TrainingState:
                            self.scheduler, history, machine_of(self.device))
 
     def save(self, epoch, history):
-        if self.can_save:
+        if not self.writes:  # another rank: the first saves the state for all, in step with it
+            self.saved_epoch = epoch
+        elif self.can_save:
             self.can_save = save_training_state(
                 self.path, epoch, self.settings, self.images, history, self.model,
                 self.optimizer, self.scheduler, machine_of(self.device))

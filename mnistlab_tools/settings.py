@@ -81,6 +81,17 @@ def text(value):
     return str(value).strip()
 
 
+def meeting_place(value):
+    """Where the launchers of a run over several machines meet: HOST:PORT, or "" for none."""
+    place = str(value).strip()
+    host, _, port = place.rpartition(":")
+    if place and not (host and port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"{value!r} is not allowed: use HOST:PORT, the first machine's name and "
+                         f"a free port on it, such as node01:29500 (or nothing, for this machine "
+                         f"alone)")
+    return place
+
+
 PHOTO_PROBLEMS = {"folder": "it is a folder, not a photo", "nothing": "there is no such file",
                   "other": "it is not a regular file (a pipe or a device, say)"}
 
@@ -139,10 +150,12 @@ class Lesson:
     settings: tuple  # the names in its parameters cell, in this order
     fixed: dict  # every other setting, as this lesson always has it
     network: str = ""  # the name of its network's files in out_dir; "" for the dataset's name
+    batch_script: str = "slurm/train.sbatch"  # what runs it as a Slurm job
     # {name: {field: value}} where its parameters cell differs from SETTINGS: a default, a comment
     own: dict = field(default_factory=dict)
 
 
+ALONE = {"ranks": 1, "nodes": 1, "rendezvous": ""}  # one process: lessons one and two
 TRAINING = ("epochs", "batch_size", "lr", "seed", "channels")
 MACHINE = ("device_name", "threads")
 LESSONS = {
@@ -150,18 +163,25 @@ LESSONS = {
         "mnistlab.py", "Train a small CNN on MNIST, then look at what it learned and which digits "
         "it confuses.", (*TRAINING, *MACHINE, "dataset", "data_dir", "mirror", "sample",
                          "out_dir", "tensorboard", "resume"),
-        {"augment": False, "photos": []}),
+        {"augment": False, "photos": [], **ALONE}),
     "handwriting": Lesson(
         "handwriting.py", "Train a CNN on MNIST written with other pens, then read photos of "
         "your own handwriting.", (*TRAINING, "augment", *MACHINE, "data_dir", "mirror",
                                   "sample", "out_dir", "photos", "resume"),
-        {"dataset": "mnist", "tensorboard": False}, network="handwriting",
+        {"dataset": "mnist", "tensorboard": False, **ALONE}, network="handwriting",
         own={"epochs": {"default": 5,  # benchmarks/other_writers.py
                         "comment": "passes over the training data; other hands take longer to "
                                    "learn"},
              "data_dir": {"comment": "MNIST goes in MNIST/raw/ in this folder, downloaded if "
                                      "missing"},
              "mirror": {"comment": "where to download MNIST from, if not the official address"}}),
+    "ddp": Lesson(
+        "ddp.py", "Train lesson one's CNN in several processes at once, the ranks, with "
+        "DistributedDataParallel.", (*TRAINING, *MACHINE, "ranks", "nodes", "rendezvous",
+                                     "dataset", "data_dir", "mirror", "sample", "out_dir",
+                                     "resume"),
+        {"augment": False, "photos": [], "tensorboard": False}, network="ddp",
+        batch_script="slurm/ddp.sbatch"),
 }
 
 
@@ -341,6 +361,23 @@ SETTINGS = [
             comment="photos of handwritten digits to read",
             docs="photos of handwritten digits to read at the end (paths separated by `:` in the "
             "variable)"),
+    Setting("ranks", 2, whole_number(1, 1024), "processes to train in on this machine: one for "
+            "each GPU, or CPU processes", "N",
+            comment="processes (ranks) on this machine: one for each GPU, or CPU processes",
+            docs="processes (*ranks*) that train together on this machine, each with a replica "
+            "of the network: one for each GPU, or CPU processes (see [Many processes]"
+            "(many-gpus.md))"),
+    Setting("nodes", 1, whole_number(1, 4096), "machines (launchers) that meet at the "
+            "rendezvous, each starting --ranks processes", "N",
+            comment="machines that train together, each starting `ranks` processes",
+            docs="machines that train together, each starting `ranks` processes; more than one "
+            "needs a `rendezvous` (under Slurm, [`slurm/ddp.sbatch`](../slurm/ddp.sbatch) sets "
+            "both)"),
+    Setting("rendezvous", "", meeting_place, "HOST:PORT where the machines of a run over "
+            "several meet, the first one's name and a free port; empty: this machine alone",
+            "HOST:PORT", comment='where the machines meet, "HOST:PORT"; "": this machine alone',
+            docs="where the machines of a run over several meet: the first one's name and a "
+            "free port on it, `HOST:PORT`; empty, this machine alone"),
     Setting("resume", False, switch, "continue the run that was cut short in out_dir, from its "
             "last finished epoch",
             comment="True: go on with the run cut short in out_dir, after its last epoch",

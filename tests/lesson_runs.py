@@ -45,7 +45,7 @@ PAIRS = {"mnistlab": (SCRIPT, NOTEBOOK), "handwriting": (HANDWRITING, HANDWRITIN
 
 
 # What a fresh clone holds for the lessons to run: the lessons, their modules, and the sample.
-LESSON_FILES = ["mnistlab.py", "handwriting.py", "mnistlab_saved.py", "predict.py",
+LESSON_FILES = ["mnistlab.py", "handwriting.py", "ddp.py", "mnistlab_saved.py", "predict.py",
                 "requirements.txt"]
 
 
@@ -62,7 +62,7 @@ HANDWRITING_FIGURES = ["a_batch_with_other_pens", "your_digits"]
 
 
 RESULT = re.compile(
-    r"^Result: (?P<seconds>[\d.]+) s of training on \w+, "
+    r"^Result: (?P<seconds>[\d.]+) s of training on [\w: ]+, "
     r"test accuracy (?P<accuracy>[\d.]+) %",
     re.M,
 )
@@ -215,7 +215,13 @@ def offline(environment):
 
 
 def lesson_parameters(notebook=NOTEBOOK):
-    """The values of a lesson's parameters cell, as papermill reads them, without running it."""
+    """The values of a lesson's parameters cell, as papermill reads them, without running it; of
+    a lesson with no notebook (ddp.py), as Python reads its cell."""
+    if notebook.suffix == ".py":
+        (cell,) = [cell for cell in jupytext.read(notebook).cells
+                   if "parameters" in cell.metadata.get("tags", [])]
+        return {node.targets[0].id: ast.literal_eval(node.value)
+                for node in ast.parse(cell.source).body}
     return {
         name: ast.literal_eval(parameter["default"])
         for name, parameter in papermill.inspect_notebook(str(notebook)).items()

@@ -4,6 +4,7 @@ a login node. The jobs run on a real one-node cluster, this machine (slurm_clust
 
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -63,25 +64,25 @@ def submit(slurm, clone, *options, settings=SAMPLE_RUN):
                      f"--export=ALL,{settings}", "slurm/train.sbatch", cwd=clone)
 
 
-def when_epoch_one_is_saved(clone, job):
-    saved_state = clone / "outputs" / f"slurm-{job}" / "mnist_training.pt"
+def when_epoch_one_is_saved(clone, job, network="mnist"):
+    saved_state = clone / "outputs" / f"slurm-{job}" / f"{network}_training.pt"
     deadline = time.monotonic() + 60
     while not saved_state.exists():
         assert time.monotonic() < deadline, output_of(clone, job)
         time.sleep(0.02)
 
 
-def output_of(clone, job):
-    return (clone / f"slurm-mnistlab-{job}.out").read_text()
+def output_of(clone, job, name="mnistlab"):
+    return (clone / f"slurm-{name}-{job}.out").read_text()
 
 
-def finished(slurm, clone, job):
+def finished(slurm, clone, job, name="mnistlab", network="mnist"):
     """The job's output, once it has ended, and the network it saved."""
     slurm.wait_for(job, "JobState", {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"}, 120)
-    output = output_of(clone, job)
+    output = output_of(clone, job, name)
     assert slurm.job(job, "JobState") == "COMPLETED", output
-    network = torch.load(clone / "outputs" / f"slurm-{job}" / "mnist_cnn.pt", weights_only=True)
-    return output, network["weights"]
+    saved = clone / "outputs" / f"slurm-{job}" / f"{network}_cnn.pt"
+    return output, torch.load(saved, weights_only=True)["weights"]
 
 
 def test_a_job_warned_of_its_time_limit_requeues_itself_and_ends_as_an_uncut_run(slurm, clone):
@@ -99,6 +100,36 @@ def test_a_job_warned_of_its_time_limit_requeues_itself_and_ends_as_an_uncut_run
     assert "times requeued: 1;" in cut_output and "Resuming the run in " in cut_output
     results = [RESULT.search(output)["accuracy"] for output in (uncut_output, cut_output)]
     print(f"Test accuracy: {results[0]} % uncut, {results[1]} % requeued after epoch 1")
+    assert results[0] == results[1], results
+    assert all(torch.equal(uncut_network[name], cut_network[name]) for name in uncut_network)
+
+
+# Lesson three's job as two tasks on the one node, each a launcher of one rank: two ranks that
+# meet at a rendezvous on the job's first node, as two nodes of one GPU each would.
+TWO_TASKS = ["--nodes=1", "--ntasks-per-node=2", "--gpus-per-node=0", "--cpus-per-task=1",
+             "--mem=2G"]
+
+
+def test_lesson_three_on_two_tasks_requeued_at_its_time_limit_ends_as_an_uncut_run(slurm, clone):
+    cut, uncut = (slurm.run("sbatch", "--parsable", *TWO_TASKS,
+                            f"--export=ALL,{SAMPLE_RUN},MNISTLAB_RANKS=1", "slurm/ddp.sbatch",
+                            cwd=clone) for _ in range(2))  # the node runs one at a time
+    when_epoch_one_is_saved(clone, cut, "ddp")
+    slurm.run("scancel", "--signal=USR1", cut)  # to every process of the job, ranks and all
+    slurm.wait_for(cut, "Restarts", {"1"})
+    (uncut_output, uncut_network), (cut_output, cut_network) = (
+        finished(slurm, clone, job, "mnistlab-ddp", "ddp") for job in (uncut, cut))
+    first_start = cut_output[:cut_output.index("times requeued: 1;")]
+    assert "2 launchers of 1 ranks each meet at " in first_start
+    assert "2 ranks, talking through gloo, each on cpu" in first_start
+    assert "Stopped by SIGUSR1 (the warning before the job's time limit) in epoch " in first_start
+    exits = re.findall(r"tasks? ([\d-]+): Exited with exit code (\d+)", first_start)
+    assert exits in ([("0-1", "75")], [("0", "75"), ("1", "75")]), exits  # both, as planned
+    assert "Traceback" not in cut_output and "rank " not in first_start.replace("2 rank", "")
+    assert "Resuming the run in " in cut_output[len(first_start):]
+    assert "The 2 replicas' weights are equal: True" in cut_output
+    results = [RESULT.search(output)["accuracy"] for output in (uncut_output, cut_output)]
+    print(f"Lesson three's test accuracy: {results[0]} % uncut, {results[1]} % requeued")
     assert results[0] == results[1], results
     assert all(torch.equal(uncut_network[name], cut_network[name]) for name in uncut_network)
 

@@ -6,13 +6,21 @@ batch, and a killed rank ends the others within seconds, each in one line."""
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+import torch
 from lesson_runs import REPO, lesson_environment
+from real_systems import free_port
 from run_outputs import assert_plain_stop
+from torch.distributed.elastic.rendezvous.api import RendezvousConnectionError
+
+from mnistlab_tools.device import ranks_beyond_the_gpus
+from mnistlab_tools.ranks import rendezvous_line
 
 TORCHRUN = Path(sys.executable).parent / "torchrun"
 
@@ -78,14 +86,19 @@ def rank_process(out_dir, rank):
     return None
 
 
-def test_ctrl_c_ends_every_rank_after_the_same_batch_in_one_line(tmp_path):
+@pytest.mark.parametrize("number, said, status", [
+    (signal.SIGINT, "Ctrl-C", 130), (signal.SIGTERM, "SIGTERM", 128 + signal.SIGTERM)])
+def test_a_stop_ends_every_rank_after_the_same_batch_in_one_line(tmp_path, number, said, status):
     launcher = started(tmp_path, "--epochs", "300")
     after_line(launcher, "epoch 2:")
-    os.killpg(launcher.pid, signal.SIGINT)  # Ctrl-C reaches the launcher and every rank
-    said, errors = launcher.communicate(timeout=120)
-    assert launcher.returncode == 130 and "Traceback" not in errors, errors
-    assert re.search(r"Stopped by Ctrl-C (in|as) epoch \d+ of 300", said)
-    assert "The 2 replicas' weights are equal: True" in said  # they stopped together
+    # Ctrl-C reaches the launcher and every rank; a batch system's SIGTERM, every process too.
+    os.killpg(launcher.pid, number)
+    output, errors = launcher.communicate(timeout=120)
+    assert launcher.returncode == status and "Traceback" not in errors, errors
+    assert re.search(rf"Stopped by {said} (in|as) epoch \d+ of 300", output), output
+    assert errors.replace("\r", "\n").count("mnistlab:") == 0  # each rank's line said it all
+    if number == signal.SIGINT:  # the lesson goes on to its end
+        assert "The 2 replicas' weights are equal: True" in output  # they stopped together
     assert (tmp_path / "out" / "ddp_training.pt").is_file()
 
 
@@ -106,9 +119,58 @@ def test_a_killed_rank_stops_the_others_in_seconds_and_is_named(tmp_path):
                     "finished epoch saved stays for --resume."], said
 
 
-def test_a_wrong_number_of_ranks_is_refused_in_one_line(tmp_path):
-    finished = subprocess.run([sys.executable, str(REPO / "ddp.py"), "--ranks", "two"],
-                              cwd=tmp_path, env=lesson_environment(tmp_path / "out"),
-                              capture_output=True, text=True, timeout=120)
-    assert_plain_stop(finished, "--ranks 'two' is not allowed: use a whole number of processes")
+@pytest.mark.parametrize("options, said", [
+    (["--ranks", "two"], "--ranks: 'two' is not allowed: use a whole number from 1"),
+    (["--nodes", "2"], "--nodes 2 needs a --rendezvous HOST:PORT where the machines meet"),
+    (["--rendezvous", "node01"], "--rendezvous: 'node01' is not allowed: use HOST:PORT"),
+    (["--nodes", "2", "--rendezvous", "node-that-is-not.invalid:29500"],
+     "no machine is called node-that-is-not.invalid from here"),
+])
+def test_a_wrong_launch_is_refused_in_one_line(tmp_path, options, said):
+    finished = subprocess.run([sys.executable, str(REPO / "ddp.py"), *options], cwd=tmp_path,
+                              env=lesson_environment(tmp_path / "out"), capture_output=True,
+                              text=True, timeout=120)
+    assert_plain_stop(finished, said)
     assert os.listdir(tmp_path) == []  # nothing written
+
+
+def test_a_rendezvous_port_taken_by_another_program_is_said_at_once(tmp_path):
+    with socket.socket() as other_program:
+        other_program.bind(("127.0.0.1", 0))
+        other_program.listen()
+        port = other_program.getsockname()[1]
+        # The first task of a Slurm job hosts the rendezvous, as slurm/ddp.sbatch starts it.
+        finished = subprocess.run(
+            [sys.executable, str(REPO / "ddp.py"), "--sample", "--nodes", "2", "--rendezvous",
+             f"127.0.0.1:{port}"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+            env={**lesson_environment(tmp_path / "out"), "SLURM_PROCID": "0"})
+    assert_plain_stop(finished, f"port {port} on 127.0.0.1 is taken by another program",
+                      "--rendezvous 127.0.0.1:PORT")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_rendezvous_that_never_answers_is_said_with_what_to_check():
+    """The line a launcher ends in where the first machine never answers: the real error of a
+    store that no one hosts, whose wait would take the test minutes in the launcher."""
+    from datetime import timedelta
+
+    from torch.distributed import TCPStore
+
+    with pytest.raises(RuntimeError) as failed:
+        TCPStore("127.0.0.1", free_port(), is_master=False, timeout=timedelta(seconds=1))
+    error = RendezvousConnectionError("The connection to the C10d store has failed.")
+    error.__cause__ = failed.value
+    line = rendezvous_line("node01:29500", error, 2, 121.4)
+    assert line.startswith("the 2 machines did not all meet at the rendezvous node01:29500, "
+                           "waited for 121 s. The first machine, node01, must have started")
+    assert "ping node01" in line and "firewall" in line
+
+
+def test_more_ranks_than_gpus_is_said_before_any_starts(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert ranks_beyond_the_gpus("auto", 2) is None and ranks_beyond_the_gpus("cpu", 8) is None
+    assert ranks_beyond_the_gpus("cuda", 3) == (
+        "3 ranks on this machine are more than its 2 GPUs, and each rank trains on a GPU of its "
+        "own. Start 2 (--ranks 2, or torchrun --nproc-per-node=2), or train in CPU processes "
+        "with --device cpu.")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from fake_data import write_mnist_like
-from lesson_runs import (HANDWRITING_NOTEBOOK, PAIRS, REPO, hook, lesson_parameters,
+from lesson_runs import (HANDWRITING_NOTEBOOK, REPO, hook, lesson_parameters,
                          training_run)
 from PIL import Image, ImageOps
 from run_outputs import colours_drawn
@@ -179,7 +179,7 @@ def test_a_bad_value_names_the_range_and_no_internal_function():
 
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_an_empty_value_means_the_parameters_cell_for_every_setting(lesson):
-    values = lesson_parameters(PAIRS[lesson][1])
+    values = lesson_parameters(REPO / LESSONS[lesson].script)
     own = [SETTING[name] for name in LESSONS[lesson].settings]
     empty = {setting.variable: " " for setting in own}
     from_variables = tools.read_settings(values, [], empty, lesson)

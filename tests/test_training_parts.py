@@ -67,12 +67,13 @@ def test_the_checkpointer_saves_an_epoch_and_resumes_after_it(tmp_path, capsys):
 
 def test_a_stopped_run_says_how_to_go_on(tmp_path, monkeypatch):
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    line = stopped_line(signal.SIGINT, "in epoch 1 of 3", False, tmp_path)
+    line = stopped_line(signal.SIGINT, "in epoch 1 of 3", False, tmp_path, "slurm/train.sbatch")
     assert line == ("Stopped by Ctrl-C in epoch 1 of 3. The network keeps what it has learned so "
                     "far; --resume will find nothing to go on from, since no epoch finished.")
     monkeypatch.setenv("SLURM_JOB_ID", "7")
-    line = stopped_line(signal.SIGTERM, "as epoch 2 of 3 ended", True, tmp_path)
+    line = stopped_line(signal.SIGTERM, "as epoch 2 of 3 ended", True, tmp_path, "slurm/ddp.sbatch")
     assert "keeps" not in line and "sbatch --export=ALL,MNISTLAB_OUT_DIR=" in line
+    assert line.endswith(" slurm/ddp.sbatch.")  # the lesson's own batch script
 
 
 @pytest.mark.parametrize("number, saved_epoch, status", [
