@@ -246,7 +246,29 @@ def job_lines(environment):
     else:
         lines.append(f"In this job the lesson trains {on_cpu}: the job has no GPU (ask for one "
                      f"with --gpus=1, on a partition that has them)")
+    gpus_here = len([gpu for gpu in gpus.split(",") if gpu])
+    nodes = int(environment.get("SLURM_JOB_NUM_NODES") or environment.get("SLURM_NNODES") or 1)
+    if nodes > 1 or gpus_here > 1:
+        lines.append(ranks_line(environment, nodes, gpus_here))
     return lines
+
+
+def ranks_line(environment, nodes, gpus_here):
+    """Where lesson three's ranks would run in this job of several nodes or GPUs: a launcher in
+    each task (slurm/ddp.sbatch), each starting a rank for each GPU of its node."""
+    tasks = int(environment.get("SLURM_NTASKS") or nodes)
+    listed = environment.get("SLURM_JOB_NODELIST", "?")
+    names = (slurm("scontrol", "show", "hostnames", listed) or "").split() or (
+        [listed] if re.fullmatch(r"[\w.-]+", listed) else [])  # one node needs no expanding
+    where = (f"on {listed}" if not names or len(names) > 4 else f"on {names[0]}"
+             if len(names) == 1 else f"on {', '.join(names[:-1])} and {names[-1]}")
+    first = f"on {names[0]}, the job's first node" if names else f"on the first node of {listed}"
+    launchers = "1 launcher" if tasks == 1 else f"{tasks} launchers, one in each task,"
+    each = "starting" if tasks == 1 else "each starting"
+    ranks = (f"{gpus_here} ranks, one for each GPU of its node: {tasks * gpus_here} in all"
+             if gpus_here else "`ranks` CPU processes (2, or MNISTLAB_RANKS)")
+    return (f"Lesson three in this job (sbatch slurm/ddp.sbatch): {launchers} {where}, {each} "
+            f"{ranks}, meeting at a rendezvous {first}")
 
 
 def outside_job_lines(host, environment):

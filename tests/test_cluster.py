@@ -499,3 +499,21 @@ def test_a_job_id_left_from_an_ended_job_is_not_taken_for_a_running_job(slurm, m
                                f"that has ended")
     assert "unset ${!SLURM_@}" in lines[0] and "?" not in " ".join(lines)
     assert lines[1].startswith(f"Slurm: {slurm.node} is a login node")
+
+
+def test_a_job_of_several_nodes_is_told_where_lesson_three_s_ranks_would_run(
+        slurm, monkeypatch, tmp_path):
+    monkeypatch.setenv("SLURM_CONF", slurm.environment["SLURM_CONF"])  # scontrol names the nodes
+    # A running job's variables, as a job of two nodes with two GPUs each would have them.
+    job = {"SLURM_JOB_ID": sleeping_job(slurm, tmp_path), "SLURMD_NODENAME": "gpu01", "SLURM_JOB_NODELIST": "gpu[01-02]",
+           "SLURM_JOB_NUM_NODES": "2", "SLURM_NTASKS": "2", "SLURM_JOB_GPUS": "0,1"}
+    assert cluster_lines(job)[-1] == (
+        "Lesson three in this job (sbatch slurm/ddp.sbatch): 2 launchers, one in each task, on "
+        "gpu01 and gpu02, each starting 2 ranks, one for each GPU of its node: 4 in all, meeting "
+        "at a rendezvous on gpu01, the job's first node")
+    on_cpus = cluster_lines({**job, "SLURM_JOB_GPUS": ""})[-1]
+    assert "each starting `ranks` CPU processes (2, or MNISTLAB_RANKS)" in on_cpus
+    one_gpu = {**job, "SLURM_JOB_NODELIST": "gpu01", "SLURM_JOB_NUM_NODES": "1",
+               "SLURM_NTASKS": "1", "SLURM_JOB_GPUS": "3"}
+    assert "Lesson three" not in " ".join(cluster_lines(one_gpu))  # lesson one's job: no line
+    slurm.run("scancel", job["SLURM_JOB_ID"])
