@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The checks that need a CUDA GPU, in one call of at most 8 minutes: tests/test_cuda.py (the
-# three ways on CUDA, a GPU named by index, a seed repeated, out of memory), then the benchmark
-# on cuda (5 seeds, the lesson's recipe and the original), into one report file.
+# The checks that need a CUDA GPU, in one call of at most 10 minutes: tests/test_cuda.py (the
+# three ways on CUDA, a GPU named by index, a seed repeated, out of memory), lesson three with a
+# rank on each GPU (NCCL's start, the replicas equal), then the benchmark on cuda (5 seeds, the
+# lesson's recipe and the original), into one report file.
 #
 #     bash benchmarks/gpu_check.sh REPORT_FOLDER [DATA_DIR]
 #
@@ -35,10 +36,18 @@ if [ $# -ge 2 ]; then data=(--data-dir "$2"); else data=(--sample); fi
     timeout 180 "$python" -m pytest -q -n 0 -p no:cacheprovider tests/test_cuda.py 2>&1 | tail -15
     tests=$?
     echo
+    gpus=$("$python" -c "import torch; print(torch.cuda.device_count())")
+    echo "## lesson three: ddp.py --ranks $gpus (a rank on each GPU, through NCCL) --epochs 2 ${data[*]}"
+    ddp_out=$(mktemp -d)
+    timeout 120 "$python" ddp.py --ranks "$gpus" --epochs 2 --out-dir "$ddp_out" "${data[@]}" 2>&1 \
+        | grep -v "batch/s" | tail -8
+    ranks=${PIPESTATUS[0]}
+    rm -rf "$ddp_out"
+    echo
     echo "## benchmarks/benchmark.py --device cuda --seeds 5 --original-epochs 2 ${data[*]}"
     PYTHONUNBUFFERED=1 timeout 270 "$python" benchmarks/benchmark.py --device cuda --seeds 5 \
         --original-epochs 2 "${data[@]}" 2>&1
     timings=$?
 } > "$report" 2>&1
 cat "$report"
-[ "$tests" -eq 0 ] && [ "$timings" -eq 0 ]
+[ "$tests" -eq 0 ] && [ "$ranks" -eq 0 ] && [ "$timings" -eq 0 ]
