@@ -124,15 +124,33 @@ test_images, test_labels = to_tensors(test_set, mean, std, device)
 # so that no rank waits at a step the others never take.
 
 # %%
+def epoch_order(count, seed, epoch):
+    """The shuffled order of an epoch's images, the same on every rank."""
+    return torch.randperm(count, generator=torch.Generator().manual_seed(seed + epoch))
+
+
 def shares(images, labels, batch_size, seed, epoch, rank, ranks):
     """This rank's batches of the epoch: its share of the order every rank draws alike."""
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed + epoch))
+    order = epoch_order(len(images), seed, epoch)
     mine = order[: len(order) // ranks * ranks][rank::ranks].to(images.device)
     return ((images[batch], labels[batch]) for batch in mine.split(batch_size))
 
 
 per_rank = max(1, settings.batch_size // ranks)  # the global batch is batch_size, as in lesson one
 steps_per_epoch = -(-(len(train_images) // ranks) // per_rank)
+
+# %% [markdown]
+# The start of epoch 1's order, as every rank draws it, each image captioned
+# with the rank that trains on it. In each step every rank takes the next
+# `per_rank` images of its own, together one batch of `batch_size`.
+
+# %%
+first = epoch_order(len(train_images), settings.seed, 1)[:20]
+ranks_of_first = [position % ranks for position in range(len(first))]
+split = tools.image_grid(train_set.data[first], [f"rank {r}" for r in ranks_of_first],
+                         f"The start of batch 1: {per_rank} images for each of {ranks} ranks",
+                         color=[f"C{r}" for r in ranks_of_first])
+run.show(split, "batch_over_ranks")
 
 # %% [markdown]
 # ## One network, a replica on each rank

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the README's figures and the outputs stored in both lessons' notebooks (mnistlab.ipynb,
-# handwriting.ipynb) from one run of each on full MNIST, lesson one first, as a learner runs them.
+# handwriting.ipynb) from one run of each on full MNIST, lesson one first, as a learner runs them;
+# and lesson three's figure (docs/many-gpus.md) from a run of it.
 #   bash figures/regenerate.sh
 # Needs MNIST in data/MNIST/raw/ (the lesson downloads it there) and the quick start's .venv.
 set -euo pipefail
@@ -30,6 +31,9 @@ for notebook in mnistlab.ipynb handwriting.ipynb; do
     cp "$run/$notebook" "$notebook"
 done
 cp "$run"/outputs/*.png figures/
+# Lesson three's figure of how a batch is split over two ranks, from the start of its run.
+"$python" ddp.py --ranks 2 --data-dir data --out-dir "$run/ddp" | grep -v "^epoch"
+cp "$run/ddp/batch_over_ranks.png" figures/
 # Lesson two's figure of other pens: one network trained without them and one with them.
 "$python" benchmarks/handwriting.py --data-dir data --figure figures/other_pens.png
 # Stamp the notebook with the code its outputs came from; a test compares it with the script's code.

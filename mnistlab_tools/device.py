@@ -256,6 +256,10 @@ def check_memory(model, images, batch_size):
              f"smaller --channels or --batch-size")
 
 
+# What PyTorch's errors say where memory runs out: CUDA's and MPS's, then the CPU's allocator's.
+OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "not enough memory")
+
+
 @contextlib.contextmanager
 def out_of_memory_stops(device, batch_size):
     """Training and testing inside this end, if the device runs out of memory, with one line
@@ -265,7 +269,7 @@ def out_of_memory_stops(device, batch_size):
     try:
         yield
     except RuntimeError as error:  # torch.OutOfMemoryError is one, and MPS's error too
-        if "out of memory" not in str(error).lower():
+        if not any(words in str(error).lower() for words in OUT_OF_MEMORY):
             raise
         traceback.clear_frames(error.__traceback__)  # their tensors go with them
         message = f"{device} ran out of memory with batches of {batch_size:,}"

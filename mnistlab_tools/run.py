@@ -237,8 +237,10 @@ class Run:
         return network_path(self.folder, name or self.name)
 
     def show(self, figure, name):
-        """Save the figure as NAME.png in the folder, where it can be written, and show it."""
-        show(figure, self.folder / f"{name}.png" if self.can_write else None)
+        """Save the figure as NAME.png in the folder, where it can be written, and show it; of a
+        run's several processes, the first alone does: the others would draw the same."""
+        if self.writes:
+            show(figure, self.folder / f"{name}.png" if self.can_write else None)
 
     @contextlib.contextmanager
     def training(self, model, optimizer, scheduler, images, steps_per_epoch, agree=None):

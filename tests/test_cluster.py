@@ -505,8 +505,9 @@ def test_a_job_of_several_nodes_is_told_where_lesson_three_s_ranks_would_run(
         slurm, monkeypatch, tmp_path):
     monkeypatch.setenv("SLURM_CONF", slurm.environment["SLURM_CONF"])  # scontrol names the nodes
     # A running job's variables, as a job of two nodes with two GPUs each would have them.
-    job = {"SLURM_JOB_ID": sleeping_job(slurm, tmp_path), "SLURMD_NODENAME": "gpu01", "SLURM_JOB_NODELIST": "gpu[01-02]",
-           "SLURM_JOB_NUM_NODES": "2", "SLURM_NTASKS": "2", "SLURM_JOB_GPUS": "0,1"}
+    job = {"SLURM_JOB_ID": sleeping_job(slurm, tmp_path), "SLURMD_NODENAME": "gpu01",
+           "SLURM_JOB_NODELIST": "gpu[01-02]", "SLURM_JOB_NUM_NODES": "2", "SLURM_NTASKS": "2",
+           "SLURM_JOB_GPUS": "0,1"}
     assert cluster_lines(job)[-1] == (
         "Lesson three in this job (sbatch slurm/ddp.sbatch): 2 launchers, one in each task, on "
         "gpu01 and gpu02, each starting 2 ranks, one for each GPU of its node: 4 in all, meeting "

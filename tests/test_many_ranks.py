@@ -5,6 +5,7 @@ batch, and a killed rank ends the others within seconds, each in one line."""
 
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -41,7 +42,8 @@ def test_two_ranks_train_as_one_and_rank_0_alone_speaks_and_writes(tmp_path):
     assert "The 2 replicas' weights are equal: True" in said
     assert "Saved the network to " in said and "on 500 sample test digits" in said
     files = sorted(path.name for path in (tmp_path / "out").iterdir())
-    assert files == [".mnistlab-training.lock", "ddp_cnn.pt", "ddp_training.pt"]
+    assert files == [".mnistlab-training.lock", "batch_over_ranks.png", "ddp_cnn.pt",
+                     "ddp_training.pt"]
     # Started as a plain program, it starts the same ranks: the same seed, the same result.
     again = subprocess.run([sys.executable, str(REPO / "ddp.py"), "--ranks", "2", "--sample",
                             "--epochs", "2"], cwd=tmp_path,
@@ -117,6 +119,28 @@ def test_a_killed_rank_stops_the_others_in_seconds_and_is_named(tmp_path):
     assert said == ["mnistlab: rank 1 of 2 was killed by signal SIGKILL, and the others were "
                     "stopped with it (its own message, if it left one, is above). What the last "
                     "finished epoch saved stays for --resume."], said
+
+
+def test_a_rank_out_of_memory_says_so_and_the_others_stop(tmp_path):
+    launcher = started(tmp_path, "--epochs", "300", "--channels", "64")
+    after_line(launcher, "epoch 1:")
+    victim = rank_process(tmp_path / "out", 1)
+    # Rank 1 may take a megabyte more than it has now: its next large tensor finds no memory,
+    # as on a machine whose memory others have taken.
+    with open(f"/proc/{victim}/status") as status:
+        kilobytes = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+    limit = kilobytes * 1024 + 2**20
+    resource.prlimit(victim, resource.RLIMIT_AS, (limit, limit))
+    _, errors = launcher.communicate(timeout=120)
+    said = [line for line in errors.replace("\r", "\n").splitlines()
+            if line.strip() and "batch/s]" not in line]
+    assert launcher.returncode == 2 and "Traceback" not in errors, errors
+    assert said == [
+        "mnistlab: cpu ran out of memory with batches of 128. Try a smaller --batch-size or "
+        "--channels.",
+        "mnistlab: rank 1 of 2 ended with exit status 2, and the others were stopped with it (its "
+        "own message, if it left one, is above). What the last finished epoch saved stays for "
+        "--resume."], said
 
 
 @pytest.mark.parametrize("options, said", [
