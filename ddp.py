@@ -19,13 +19,15 @@
 # of the network, as on a server's GPUs or a cluster's nodes. It is a
 # program that starts its ranks itself, as `torchrun` does, and tells each
 # who it is; a notebook cannot host them, so in VS Code run it in a
-# terminal (`--ranks` says how many; `torchrun --standalone
+# terminal (`ranks` below says how many; `torchrun --standalone
 # --nproc-per-node=2 ddp.py` starts it too):
 #
 #     .venv/bin/python ddp.py --ranks 2 --sample
 #
-# It takes lesson one's settings (`--help` lists them);
-# `docs/many-gpus.md` says what each rank does, and what it measured.
+# On a Slurm cluster, `sbatch slurm/ddp.sbatch` runs it on several nodes,
+# a rank on each GPU. It takes lesson one's settings, and three of its own
+# (`--help` lists them); `docs/many-gpus.md` says what each rank does, and
+# what it measured.
 
 # %% tags=["parameters"]
 epochs = 1                # passes over the training data

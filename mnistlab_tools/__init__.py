@@ -1,14 +1,17 @@
-"""What keeps the lessons, mnistlab.py and handwriting.py, robust, so that each can tell its
-story, in twelve rooms, each a thing a reader can name:
+"""What keeps the lessons, mnistlab.py, handwriting.py and ddp.py, robust, so that each can tell
+its story, in thirteen rooms, each a thing a reader can name:
 
     settings   each setting declared once: the parameters cell, MNISTLAB_* variables, the
                command line and --help, the checks, the lessons' table, --doctor and --get-data
     run        one run and the output folder it owns: its lock, figures, training's companions
                (progress, the probe, stopping, out of memory, TensorBoard), saving the network
+    ranks      a run in several processes (lesson three), started as torchrun starts them, its
+               faults said in a line
     saved      what is saved: the network and the training state, one naming rule, the rule that
                keeps the better network, and --resume's checks
     data       finding, downloading and checking MNIST and Fashion-MNIST, or the sample
-    device     where to train, set up so that a seed repeats, and whether it fits in memory
+    device     where to train (a rank's GPU too), set up so that a seed repeats, and whether it
+               fits in memory
     doctor     what this machine offers the lesson (--doctor): builds, GPUs, drivers, Slurm
     files      files written whole, regular files read, one run a folder, writable folders
     console    one plain line to stop with; a quiet Ctrl-C for programs run in a terminal

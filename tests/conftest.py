@@ -14,7 +14,9 @@ import pytest
 import torch
 from fake_data import QuietHandler, write_mnist_like
 from lesson_runs import (
+    RANKS_RUN,
     REPO,
+    TORCHRUN,
     Kernel,
     code_cells,
     fresh_clone,
@@ -43,7 +45,9 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
 SHARED = {"terminal_run": "sample runs in a terminal",
           "ascii_terminal_run": "sample runs in a terminal",
           "lesson_kernel": "the lesson's kernel",
-          "sample_network": "a network trained on the sample"}
+          "sample_network": "a network trained on the sample",
+          # The Slurm job of lesson three ends where this uncut run ends: one worker runs both.
+          "two_ranks_run": "slurm"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
@@ -106,6 +110,19 @@ def sample_network():
     """DigitNet trained on the committed sample for 5 epochs, as lesson two trains it (with other
     pens), with the pixels' mean and spread."""
     return network_trained_on_sample(augment=True)
+
+
+@pytest.fixture(scope="session")
+def two_ranks_run(tmp_path_factory):
+    """`torchrun --standalone --nproc-per-node=2 ddp.py` of RANKS_RUN, uncut, into `out_dir`:
+    two CPU ranks talking through gloo, with one thread each, as a Slurm task of one CPU has."""
+    root = tmp_path_factory.mktemp("two-ranks")
+    environment = {**lesson_environment(root / "out"), **RANKS_RUN, "OMP_NUM_THREADS": "1"}
+    finished = subprocess.run([str(TORCHRUN), "--standalone", "--nproc-per-node=2",
+                               str(REPO / "ddp.py")], cwd=root, env=environment,
+                              capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0 and "Traceback" not in finished.stderr, finished.stderr
+    return SimpleNamespace(finished=finished, out_dir=root / "out", root=root)
 
 
 @pytest.fixture(scope="session")

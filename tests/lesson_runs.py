@@ -44,6 +44,11 @@ HANDWRITING_NOTEBOOK = REPO / "handwriting.ipynb"
 PAIRS = {"mnistlab": (SCRIPT, NOTEBOOK), "handwriting": (HANDWRITING, HANDWRITING_NOTEBOOK)}
 
 
+TORCHRUN = Path(sys.executable).parent / "torchrun"  # beside the Python that runs the tests
+# Lesson three's run on the sample that tests cut and resume, by hand and on Slurm: four epochs of
+# 125 batches, so that a signal sent once epoch 1 is saved finds it still training.
+RANKS_RUN = {"MNISTLAB_SAMPLE": "1", "MNISTLAB_EPOCHS": "4", "MNISTLAB_BATCH_SIZE": "16"}
+
 # What a fresh clone holds for the lessons to run: the lessons, their modules, and the sample.
 LESSON_FILES = ["mnistlab.py", "handwriting.py", "ddp.py", "mnistlab_saved.py", "predict.py",
                 "requirements.txt"]

@@ -89,10 +89,13 @@ class SlurmCluster:
         return next(part.split("=", 1)[1] for part in shown.split()
                     if part.startswith(field + "="))
 
-    def wait_for(self, job_id, field, values, seconds=60):
+    def wait_for(self, job_id, field, values, seconds=60, output=None):
+        """The job's field once it is one of `values`; past the seconds, a failure that shows
+        the job's output file where one is named."""
         deadline = time.monotonic() + seconds
         while (value := self.job(job_id, field)) not in values:
-            assert time.monotonic() < deadline, f"job {job_id}: {field}={value}"
+            assert time.monotonic() < deadline, (
+                f"job {job_id}: {field}={value}\n{output.read_text() if output else ''}")
             time.sleep(0.1)
         return value
 

@@ -144,6 +144,11 @@ def test_out_of_memory_ends_in_one_line_and_gives_the_memory_back(capsys):
     assert message == ("mnistlab: cpu ran out of memory with batches of 512. Try a smaller "
                        "--batch-size or --channels.")
     assert held[0]() is None, "the failed step's tensors are still held"
+    # The CPU's own allocator says it in other words, as a rank of lesson three on CPUs meets it.
+    with pytest.raises(SystemExit) as stopped, out_of_memory_stops(torch.device("cpu"), 64):
+        torch.empty(2**50, dtype=torch.uint8)  # a petabyte
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.startswith("mnistlab: cpu ran out of memory with batches of 64")
     with pytest.raises(RuntimeError, match="something else"):
         with out_of_memory_stops(torch.device("cpu"), 512):
             raise RuntimeError("something else")
