@@ -3,6 +3,8 @@ and the seconds of training, over several seeds, on this machine's CPU with gloo
 
     python benchmarks/ranks.py --data-dir ../shared/data --seeds 5 \
         --record benchmarks/results/ranks.md
+    python benchmarks/ranks.py --data-dir ../shared/data --seeds 2 --channels 64 \
+        --record benchmarks/results/ranks-64-channels.md               # a larger network
     python benchmarks/ranks.py --sample --seeds 2                       # a quick look
 
 Each run is `torchrun --standalone --nproc-per-node=N ddp.py`, as the lesson says to start it,
@@ -27,13 +29,14 @@ EPOCH = re.compile(r"epoch 1: training loss [\d.]+, test accuracy ([\d.]+) %")
 RESULT = re.compile(r"Result: ([\d.]+) s of training on (\d+) ranks")
 
 
-def one_run(ranks, seed, data_options, folder):
+def one_run(ranks, seed, channels, data_options, folder):
     """(test accuracy after the epoch, seconds of training) of one run of ddp.py."""
     threads = max(1, os.cpu_count() // ranks)
     finished = subprocess.run(
         [str(Path(sys.executable).parent / "torchrun"), "--standalone",
          f"--nproc-per-node={ranks}", str(REPO / "ddp.py"), *data_options, "--epochs", "1",
-         "--seed", str(seed), "--threads", str(threads), "--out-dir", str(folder)],
+         "--seed", str(seed), "--channels", str(channels), "--threads", str(threads),
+         "--out-dir", str(folder)],
         env={**os.environ, "OMP_NUM_THREADS": str(threads)}, capture_output=True, text=True,
         check=True)
     return float(EPOCH.search(finished.stdout)[1]), float(RESULT.search(finished.stdout)[1])
@@ -45,6 +48,8 @@ def main():
     where.add_argument("--data-dir", type=Path, help="the folder that holds MNIST/raw/")
     where.add_argument("--sample", action="store_true", help="the committed sample instead")
     parser.add_argument("--seeds", type=int, default=5, help="seeds for each (default: 5)")
+    parser.add_argument("--channels", type=int, default=16,
+                        help="feature maps of the first convolution (default: 16, the lesson's)")
     parser.add_argument("--record", type=Path, metavar="FILE",
                         help="also write the table to FILE, for the pages to quote from")
     options = parser.parse_args()
@@ -53,13 +58,14 @@ def main():
             "| --- | --- | --- |"]
     with tempfile.TemporaryDirectory() as folder:
         for ranks in (1, 2):
-            runs = [one_run(ranks, seed, data, Path(folder) / f"{ranks}-{seed}")
+            runs = [one_run(ranks, seed, options.channels, data, Path(folder) / f"{ranks}-{seed}")
                     for seed in range(options.seeds)]
             accuracies, seconds = [run[0] for run in runs], [run[1] for run in runs]
             rows.append(f"| {ranks} | {statistics.mean(accuracies):.2f} ({min(accuracies):.2f} "
                         f"to {max(accuracies):.2f}) | {statistics.mean(seconds):.2f} |")
     what = "the sample" if options.sample else "full MNIST"
-    report = [f"Lesson three, one epoch on {what}, global batch 128, {options.seeds} seeds "
+    report = [f"Lesson three, one epoch on {what}, {options.channels} channels, global batch "
+              f"128, {options.seeds} seeds "
               f"(0 to {options.seeds - 1}), on the CPU with gloo; the cores shared out among "
               f"the ranks.", "", *rows]
     print("\n".join(report))
