@@ -137,12 +137,12 @@ def test_a_lesser_run_of_the_page_keeps_the_better_network(learners_folder, firs
 
 
 def test_a_cut_run_of_the_page_resumes_to_the_uncut_runs_end(learners_folder, tmp_path):
-    uncut = my_images(learners_folder, "--epochs", "12", "--out-dir", str(tmp_path / "uncut"))
+    uncut = my_images(learners_folder, "--epochs", "6", "--out-dir", str(tmp_path / "uncut"))
     assert uncut.returncode == 0, uncut.stderr
-    end = re.findall(r"epoch 12: .*", uncut.stdout)[0]
+    end = re.findall(r"epoch 6: .*", uncut.stdout)[0]
     cut_dir = tmp_path / "cut"
     state = cut_dir / "shapes_training.pt"
-    running = my_images(learners_folder, "--epochs", "12", "--out-dir", str(cut_dir),
+    running = my_images(learners_folder, "--epochs", "6", "--out-dir", str(cut_dir),
                         started=True)
     deadline = time.monotonic() + 120
     while not state.exists() and running.poll() is None and time.monotonic() < deadline:
@@ -150,12 +150,12 @@ def test_a_cut_run_of_the_page_resumes_to_the_uncut_runs_end(learners_folder, tm
     running.send_signal(signal.SIGINT)  # Ctrl-C, as soon as the first epoch is saved
     said, errors = running.communicate(timeout=120)
     assert running.returncode == 130 and "Traceback" not in errors, errors
-    assert "epoch 12:" not in said and "Ctrl-C" in said
-    resumed = my_images(learners_folder, "--epochs", "12", "--out-dir", str(cut_dir), "--resume")
+    assert "epoch 6:" not in said and "Ctrl-C" in said
+    resumed = my_images(learners_folder, "--epochs", "6", "--out-dir", str(cut_dir), "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert re.search(r"Resuming the run in .*shapes_training.pt after epoch \d+ of 12",
+    assert re.search(r"Resuming the run in .*shapes_training.pt after epoch \d+ of 6",
                      resumed.stdout)
-    assert re.findall(r"epoch 12: .*", resumed.stdout)[0] == end
+    assert re.findall(r"epoch 6: .*", resumed.stdout)[0] == end
 
 
 def test_a_wrong_option_to_the_pages_program_stops_in_one_line(learners_folder):
