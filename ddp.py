@@ -206,7 +206,7 @@ try:
 except RuntimeError as error:  # gloo's and NCCL's own, where another rank died mid-step
     if not (isinstance(error, dist.DistError) or re.search(r"gloo|NCCL", str(error))):
         raise
-    sys.exit(1)  # quietly: the launcher names the rank that died, and how
+    tools.lost_a_rank()  # quietly: the launcher of the rank that died names it
 
 # %% [markdown]
 # ## The replicas, still equal

@@ -9,7 +9,7 @@ from .figures import (image_grid, learning_curve, reading, readings_figure, show
                       what_the_network_sees)
 from .pad import drawing_pad
 from .photos import prepare_photos
-from .ranks import as_ranks
+from .ranks import as_ranks, lost_a_rank
 from .run import Run, probe_batches
 from .saved import CheckpointError, load_checkpoint, network_path, network_record, save_network
 from .settings import program_settings, read_settings, settings_or_stop

@@ -15,6 +15,10 @@ from pathlib import Path
 from .console import stop
 from .doctor import usable_cores
 
+# The exit status of a rank that stopped because another died mid-step: its launcher names the
+# one that died, where it runs the rank (on another machine, that machine's launcher does).
+LOST_A_RANK = 3
+
 # How long the machines of a run wait at the rendezvous for each other, and for a reply from the
 # first: enough for a slow node to start (PyTorch loads slowly from a shared disk), and not
 # torchrun's ten minutes.
@@ -95,6 +99,15 @@ def launcher():
     return torchrun, SignalException, ChildFailedError, RendezvousError
 
 
+def lost_a_rank():
+    """End this rank at once, and quietly, where another died mid-step: the launcher of the rank
+    that died names it. At once, since a process group whose peer is gone may abort the normal
+    end of the program; what the rank printed is flushed first."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(LOST_A_RANK)
+
+
 def hosting(environment):
     """Under Slurm, whether this launcher hosts the rendezvous: the job's first task does, so
     that a port taken on its machine is said at once. Elsewhere torchrun decides by the name."""
@@ -138,10 +151,16 @@ def rendezvous_line(place, error, machines, seconds):
 
 
 def failure_line(failures, ranks):
-    """The rank that failed first, and how, in words, with what the others did. The others
-    end by torchrun's own SIGTERM, which is no cause: a rank that ended otherwise is named."""
+    """The rank that failed first, and how, in words, with what the others did. A rank ended by
+    torchrun's own SIGTERM, or one that stopped as another died (LOST_A_RANK), is no cause: a
+    rank that ended otherwise is named, and where none did, the cause was on another machine."""
     rank, failure = min(failures.items(), key=lambda item: (
-        item[1].exitcode == -signal.SIGTERM, item[1].timestamp, item[0]))
+        item[1].exitcode in (-signal.SIGTERM, LOST_A_RANK), item[1].timestamp, item[0]))
+    if failure.exitcode in (-signal.SIGTERM, LOST_A_RANK):
+        here = "the rank" if len(failures) == 1 else f"the {len(failures)} ranks"
+        return (f"a rank on another machine was lost, and {here} here stopped with it: that "
+                f"machine's output names it, and how. What the last finished epoch saved stays "
+                f"for --resume.")
     how = (f"was killed by signal {signal.Signals(-failure.exitcode).name}"
            if failure.exitcode < 0 else f"ended with exit status {failure.exitcode}")
     return (f"rank {rank} of {ranks} {how}, and the others were stopped with it (its own "

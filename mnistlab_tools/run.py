@@ -274,10 +274,13 @@ class Run:
             self.stop_request = guards.enter_context(StopRequest())
             guards.enter_context(out_of_memory_stops(images.device, settings.batch_size))
             self.model, started = model, time.perf_counter()  # the network this run trains
+            self.bar = None
             try:
                 yield self
             finally:
                 self.seconds = time.perf_counter() - started
+                if self.bar is not None:  # an error's line starts on a line of its own
+                    self.bar.close()
         if self.stop_request.signal not in (None, signal.SIGINT):
             end_for_the_batch_system(self.stop_request.signal, self.state.saved_epoch,
                                      self.first_epoch)
@@ -309,8 +312,9 @@ class Run:
         some of them, probe() is read (ProbeReadings)."""
         readings = ProbeReadings(probe, self.model, self.steps_per_epoch, self.history["probes"],
                                  self.log)
-        bar = f"epoch {epoch}" if self.writes else ""  # rank 0's bar speaks for all
-        for number, batch in enumerate(progress(batches, bar, self.steps_per_epoch)):
+        description = f"epoch {epoch}" if self.writes else ""  # rank 0's bar speaks for all
+        self.bar = progress(batches, description, self.steps_per_epoch)
+        for number, batch in enumerate(self.bar):
             if self.stop_asked(agreeing=True):
                 return
             readings.before(epoch, number)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -21,7 +22,7 @@ from run_outputs import assert_plain_stop
 from torch.distributed.elastic.rendezvous.api import RendezvousConnectionError
 
 from mnistlab_tools.device import ranks_beyond_the_gpus
-from mnistlab_tools.ranks import rendezvous_line
+from mnistlab_tools.ranks import LOST_A_RANK, failure_line, rendezvous_line
 
 
 def test_two_ranks_train_as_one_and_rank_0_alone_speaks_and_writes(two_ranks_run):
@@ -102,6 +103,24 @@ def test_a_killed_rank_stops_the_others_in_seconds_and_is_named(tmp_path):
     assert said == ["mnistlab: rank 1 of 2 was killed by signal SIGKILL, and the others were "
                     "stopped with it (its own message, if it left one, is above). What the last "
                     "finished epoch saved stays for --resume."], said
+
+
+def test_the_rank_named_is_the_one_that_died_not_one_that_stopped_with_it():
+    """What each launcher of a run over two machines says when rank 1, on the second, is killed:
+    rank 0, on the first, stopped when its exchange with rank 1 broke (as ddp.py ends then)."""
+    def ended(exitcode, timestamp):
+        return SimpleNamespace(exitcode=exitcode, timestamp=timestamp)
+
+    first_machine = {0: ended(LOST_A_RANK, 100)}
+    second_machine = {1: ended(-signal.SIGKILL, 101)}
+    assert failure_line(first_machine, 2).startswith(
+        "a rank on another machine was lost, and the rank here stopped with it: that machine's "
+        "output names it")
+    assert failure_line(second_machine, 2).startswith("rank 1 of 2 was killed by signal SIGKILL")
+    # On one machine, the rank that stopped first is not the cause, nor those torchrun ended.
+    one_machine = {0: ended(LOST_A_RANK, 100), 1: ended(-signal.SIGKILL, 101),
+                   2: ended(-signal.SIGTERM, 99)}
+    assert failure_line(one_machine, 3).startswith("rank 1 of 3 was killed by signal SIGKILL")
 
 
 @pytest.mark.parametrize("options, said", [
