@@ -144,15 +144,17 @@ steps_per_epoch = -(-(len(train_images) // ranks) // per_rank)
 # %% [markdown]
 # The start of epoch 1's order, as every rank draws it, each image captioned
 # with the rank that trains on it. In each step every rank takes the next
-# `per_rank` images of its own, together one batch of `batch_size`.
+# `per_rank` images of its own, together one batch of `batch_size`. Rank 0
+# draws it: the others would draw the same.
 
 # %%
-first = epoch_order(len(train_images), settings.seed, 1)[:20]
-ranks_of_first = [position % ranks for position in range(len(first))]
-split = tools.image_grid(train_set.data[first], [f"rank {r}" for r in ranks_of_first],
-                         f"The start of batch 1: {per_rank} images for each of {ranks} ranks",
-                         color=[f"C{r}" for r in ranks_of_first])
-run.show(split, "batch_over_ranks")
+if rank == 0:
+    first = epoch_order(len(train_images), settings.seed, 1)[:20]
+    ranks_of_first = [position % ranks for position in range(len(first))]
+    split = tools.image_grid(train_set.data[first], [f"rank {r}" for r in ranks_of_first],
+                             f"The start of batch 1: {per_rank} images for each of {ranks} ranks",
+                             color=[f"C{r}" for r in ranks_of_first])
+    run.show(split, "batch_over_ranks")
 
 # %% [markdown]
 # ## One network, a replica on each rank

@@ -20,7 +20,6 @@ from tqdm import tqdm
 
 from .console import IN_NOTEBOOK, end_at_once, readable, stop
 from .device import out_of_memory_stops
-from .figures import show
 from .files import (lock_can_be_taken, made_folder, new_folder, training_alone,
                     why_not_writable)
 from .saved import (
@@ -240,6 +239,8 @@ class Run:
         """Save the figure as NAME.png in the folder, where it can be written, and show it; of a
         run's several processes, the first alone does: the others would draw the same."""
         if self.writes:
+            from .figures import show  # here: a rank that draws nothing never loads matplotlib
+
             show(figure, self.folder / f"{name}.png" if self.can_write else None)
 
     @contextlib.contextmanager
