@@ -95,7 +95,8 @@ elif settings.threads:
     torch.set_num_threads(settings.threads)
 dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=60))
 atexit.register(dist.destroy_process_group)  # however the rank ends: left open, it aborts at exit
-print(f"{ranks} ranks, talking through {dist.get_backend()}, each on {device.type}")
+print(f"{ranks} ranks, talking through {dist.get_backend()}, each on {device.type}" if ranks > 1
+      else f"1 rank, alone, on {device.type}")
 
 # %% [markdown]
 # ## The data, on every rank
@@ -223,7 +224,7 @@ totals = [torch.zeros_like(total) for _ in range(ranks)]
 dist.all_gather(totals, total)
 print(f"The {ranks} replicas' weights are equal: {all(t == totals[0] for t in totals)}")
 run.save_network(data.class_names, mean, std, channels=settings.channels)
-print(f"Result: {run.seconds:.2f} s of training on {ranks} ranks, test accuracy "
+print(f"Result: {run.seconds:.2f} s of training on {ranks} rank{'s' * (ranks > 1)}, test accuracy "
       f"{accuracy(predict(network, test_images), test_labels):.2f} % on {len(test_labels):,} "
       f"{data.name} test {data.items}")
 run.exit_if_interrupted()

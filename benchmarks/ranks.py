@@ -26,7 +26,7 @@ sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]
 from recipes import record  # noqa: E402  (beside this script)
 
 EPOCH = re.compile(r"epoch 1: training loss [\d.]+, test accuracy ([\d.]+) %")
-RESULT = re.compile(r"Result: ([\d.]+) s of training on (\d+) ranks")
+RESULT = re.compile(r"Result: ([\d.]+) s of training on (\d+) ranks?")
 
 
 def one_run(ranks, seed, channels, data_options, folder):

@@ -123,7 +123,7 @@ def test_lesson_three_on_two_tasks_requeued_at_its_time_limit_ends_as_an_uncut_r
     slurm.wait_for(cut, "Restarts", {"1"}, 120, output=output)
     cut_output, cut_network = finished(slurm, clone, cut, "mnistlab-ddp", "ddp")
     first_start = cut_output[:cut_output.index("times requeued: 1;")]
-    assert "2 launchers of 1 ranks each meet at " in first_start
+    assert "launchers: 2, each starting 1 of the ranks, meeting at " in first_start
     assert "2 ranks, talking through gloo, each on cpu" in first_start
     assert "Stopped by SIGUSR1 (the warning before the job's time limit) in epoch " in first_start
     exits = sorted(re.findall(r"tasks? ([\d-]+): Exited with exit code (\d+)", first_start))
