@@ -193,9 +193,10 @@ def rank_zeros(value):
 # ## Training
 #
 # Lesson one's loop, with each rank's share. The run is lesson one's too:
-# Ctrl-C ends every rank after the same batch (they agree before each), and
-# rank 0 saves the training state after each epoch, from which `--resume`
-# goes on.
+# Ctrl-C, or a batch system's SIGTERM or time-limit warning (SIGUSR1), ends
+# every rank after the same batch (they agree before each), and rank 0
+# saves the training state after each epoch, from which `--resume` goes on.
+# A rank that dies ends the others: each stops as its exchange breaks.
 
 # %%
 try:
