@@ -306,14 +306,20 @@ def short_report():
     return [python_line(), pytorch_line(""), gpus, *outside_a_job]
 
 
+def gpus_for_ranks(device_name):
+    """How many GPUs the ranks on this machine may take, one each: none with --device cpu, or
+    where PyTorch has no CUDA."""
+    if device_name == "cpu" or not torch.cuda.is_available():
+        return 0
+    return torch.cuda.device_count()
+
+
 def ranks_beyond_the_gpus(device_name, ranks):
     """Why `ranks` processes on this machine cannot each train on a GPU of their own, or None:
     on CUDA each rank takes the GPU of its number on the machine; --device cpu keeps them all on
     the CPU."""
-    if device_name == "cpu" or not torch.cuda.is_available():
-        return None
-    gpus = torch.cuda.device_count()
-    if ranks <= gpus:
+    gpus = gpus_for_ranks(device_name)
+    if not gpus or ranks <= gpus:
         return None
     return (f"{ranks} ranks on this machine are more than its {gpus} GPU{'s' * (gpus > 1)}, and "
             f"each rank trains on a GPU of its own. Start {gpus} (--ranks {gpus}, or torchrun "
@@ -329,6 +335,4 @@ def rank_device(device_name, local_rank, local_ranks):
         if local_rank == 0:
             stop(too_many)
         sys.exit(2)
-    if device_name == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", local_rank)
+    return torch.device("cuda", local_rank) if gpus_for_ranks(device_name) else torch.device("cpu")

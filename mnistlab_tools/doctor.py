@@ -246,16 +246,17 @@ def job_lines(environment):
     else:
         lines.append(f"In this job the lesson trains {on_cpu}: the job has no GPU (ask for one "
                      f"with --gpus=1, on a partition that has them)")
+    return [*lines, *ranks_lines(environment, gpus)]
+
+
+def ranks_lines(environment, gpus):
+    """Where lesson three's ranks would run in this job, given its GPUs on this node ("0,1"): a
+    launcher in each task (slurm/ddp.sbatch), each starting a rank for each GPU of its node. None
+    in a job of one node and at most one GPU, lesson one's."""
     gpus_here = len([gpu for gpu in gpus.split(",") if gpu])
     nodes = int(environment.get("SLURM_JOB_NUM_NODES") or environment.get("SLURM_NNODES") or 1)
-    if nodes > 1 or gpus_here > 1:
-        lines.append(ranks_line(environment, nodes, gpus_here))
-    return lines
-
-
-def ranks_line(environment, nodes, gpus_here):
-    """Where lesson three's ranks would run in this job of several nodes or GPUs: a launcher in
-    each task (slurm/ddp.sbatch), each starting a rank for each GPU of its node."""
+    if nodes == 1 and gpus_here <= 1:
+        return []
     tasks = int(environment.get("SLURM_NTASKS") or nodes)
     listed = environment.get("SLURM_JOB_NODELIST", "?")
     names = (slurm("scontrol", "show", "hostnames", listed) or "").split() or (
@@ -267,8 +268,8 @@ def ranks_line(environment, nodes, gpus_here):
     each = "starting" if tasks == 1 else "each starting"
     ranks = (f"{gpus_here} ranks, one for each GPU of its node: {tasks * gpus_here} in all"
              if gpus_here else "`ranks` CPU processes (2, or MNISTLAB_RANKS)")
-    return (f"Lesson three in this job (sbatch slurm/ddp.sbatch): {launchers} {where}, {each} "
-            f"{ranks}, meeting at a rendezvous {first}")
+    return [f"Lesson three in this job (sbatch slurm/ddp.sbatch): {launchers} {where}, {each} "
+            f"{ranks}, meeting at a rendezvous {first}"]
 
 
 def outside_job_lines(host, environment):

@@ -42,7 +42,7 @@ def as_ranks(script, settings):
             stop(unknown)
     torchrun, stopped, failed, unmet = launcher()
     from .device import ranks_beyond_the_gpus
-    from .run import GO_ON_LATER
+    from .run import PLANNED_ENDS
 
     too_many = ranks_beyond_the_gpus(settings.device_name, settings.ranks)
     if too_many:
@@ -69,7 +69,7 @@ def as_ranks(script, settings):
              f"epoch saved stays for --resume.")
     except failed as error:
         planned = {failure.exitcode for failure in error.failures.values()} - {-signal.SIGTERM}
-        if len(planned) == 1 and planned <= {130, 128 + signal.SIGTERM, GO_ON_LATER}:
+        if len(planned) == 1 and planned <= PLANNED_ENDS:
             sys.exit(planned.pop())
         stop(failure_line(error.failures, settings.nodes * settings.ranks))
     except unmet as error:

@@ -41,6 +41,10 @@ if hasattr(signal, "SIGUSR1"):  # not on Windows
 # The exit status of a run stopped by the time-limit warning with an epoch saved (EX_TEMPFAIL,
 # "try again"): the batch script requeues the job on it, and the requeued job resumes.
 GO_ON_LATER = 75
+# The exit statuses of a run that stopped as asked, after its batch: Ctrl-C's and SIGTERM's, as a
+# shell reports a program they ended, and the time-limit warning's.
+INTERRUPTED, TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
+PLANNED_ENDS = {INTERRUPTED, TERMINATED, GO_ON_LATER}
 
 
 class StopRequest:
@@ -94,7 +98,7 @@ def end_for_the_batch_system(number, saved_epoch, first_epoch):
     the exit status asks the batch script to requeue the job, unless this job finished no
     epoch (saved_epoch None): then the next would only start the same one again."""
     if number == signal.SIGTERM:
-        sys.exit(128 + signal.SIGTERM)  # as a shell reports a program ended by SIGTERM
+        sys.exit(TERMINATED)
     if saved_epoch is None:
         stop(f"the job's time ran out before epoch {first_epoch} finished, so a requeued job "
              f"would only start it again. Ask for more time (sbatch --time), or for a shorter "
@@ -391,7 +395,7 @@ class Run:
     def exit_if_interrupted(self):
         """In a terminal, an exit status that says the run was cut short by Ctrl-C."""
         if self.stop_request and self.stop_request.requested and not IN_NOTEBOOK:
-            sys.exit(130)
+            sys.exit(INTERRUPTED)
 
 
 def classes_of(model, images):
