@@ -24,6 +24,10 @@ LOST_A_RANK = 3
 # torchrun's ten minutes.
 RENDEZVOUS_SECONDS = 120
 
+# torchrun's c10d rendezvous, under the name the launcher registers it as: the same meeting, held
+# by the first launcher, that the others no longer need once met (rendezvous_met_once).
+MET_ONCE = "c10d-met-once"
+
 
 def as_ranks(script, settings):
     """Run `script` as settings.ranks processes on this machine, the ranks, as torchrun does,
@@ -48,7 +52,7 @@ def as_ranks(script, settings):
     if too_many:
         stop(too_many)
     where = ["--standalone"] if not settings.rendezvous else [
-        f"--nnodes={settings.nodes}", "--rdzv-backend=c10d",
+        f"--nnodes={settings.nodes}", f"--rdzv-backend={MET_ONCE}",
         f"--rdzv-endpoint={settings.rendezvous}",
         f"--rdzv-id={os.environ.get('SLURM_JOB_ID', 'mnistlab')}",
         f"--rdzv-conf=join_timeout={RENDEZVOUS_SECONDS},read_timeout={RENDEZVOUS_SECONDS}"
@@ -91,12 +95,50 @@ def launcher():
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.rendezvous.api import RendezvousError
 
+    from torch.distributed.elastic.rendezvous import rendezvous_handler_registry
+
+    rendezvous_handler_registry.register(MET_ONCE, rendezvous_met_once)
     if ranks_log is None:
         del os.environ["TORCH_CPP_LOG_LEVEL"]
     else:
         os.environ["TORCH_CPP_LOG_LEVEL"] = ranks_log
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # said in a line
     return torchrun, SignalException, ChildFailedError, RendezvousError
+
+
+def rendezvous_met_once(parameters):
+    """torchrun's c10d rendezvous, for machines that meet once (RendezvousMetOnce)."""
+    from torch.distributed.elastic.rendezvous.c10d_rendezvous_backend import create_backend
+    from torch.distributed.elastic.rendezvous.dynamic_rendezvous import create_handler
+
+    backend, store = create_backend(parameters)
+    return RendezvousMetOnce(create_handler(store, backend, parameters))
+
+
+class RendezvousMetOnce:
+    """A rendezvous of fixed machines, none restarted, that no longer need its host once met.
+    While its ranks train, torchrun's launcher asks the rendezvous every half second whether a
+    machine waits to join, and ends in a rendezvous error where it finds the first launcher,
+    the host, gone. That one ends as its own ranks end, which may be a moment before the ranks
+    here end: stopped together, as planned, or as the ranks there died. Here the answer is then
+    none, and this launcher waits for its own ranks, which say how they ended."""
+
+    def __init__(self, handler):
+        self.handler = handler
+
+    def __getattr__(self, name):
+        return getattr(self.handler, name)
+
+    def get_backend(self):
+        return MET_ONCE
+
+    def num_nodes_waiting(self):
+        from torch.distributed.elastic.rendezvous.api import RendezvousConnectionError
+
+        try:
+            return self.handler.num_nodes_waiting()
+        except RendezvousConnectionError:  # the host has ended: no machine will join now
+            return 0
 
 
 def lost_a_rank():
