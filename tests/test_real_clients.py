@@ -85,7 +85,19 @@ def test_the_lesson_runs_over_ssh_and_tensorboard_answers_through_the_tunnel(ser
 ARTEFACTS = REPO / "tests" / "artefacts"
 
 
-def test_run_all_in_jupyterlab_in_a_browser(tmp_path):
+def draw(page, canvas, *points):
+    """One stroke through the points (in the canvas's 280 × 280 pixels), with the mouse."""
+    box = canvas.bounding_box()
+    scale = box["width"] / 280
+    at = [(box["x"] + x * scale, box["y"] + y * scale) for x, y in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for point in at[1:]:
+        page.mouse.move(*point, steps=12)
+    page.mouse.up()
+
+
+def test_run_all_in_jupyterlab_then_draw_digits_for_the_network_just_trained(tmp_path):
     clone = tmp_path / "clone"
     clone.mkdir()
     fresh_clone(clone)
@@ -96,9 +108,12 @@ def test_run_all_in_jupyterlab_in_a_browser(tmp_path):
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     nbformat.write(notebook, clone / "mnistlab.ipynb")
-    environment = offline(lesson_environment(tmp_path / "out", sample=1))
+    out_dir = tmp_path / "out"
+    environment = offline(lesson_environment(out_dir, sample=1))
+    hosts = set()
     with (jupyterlab(clone, environment) as (address, token),
           chromium_page(tmp_path) as (page, expect)):
+        page.on("request", lambda request: hosts.add(urlparse(request.url).hostname))
         page.goto(f"{address}/lab/tree/mnistlab.ipynb?token={token}")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
         page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=60_000)
@@ -124,58 +139,9 @@ def test_run_all_in_jupyterlab_in_a_browser(tmp_path):
         images.nth(FIGURES.index("confusion_matrix")).screenshot(
             path=ARTEFACTS / "confusion_matrix_in_jupyterlab.png")
 
-        # The script opens as a notebook too: right-click it, Open With, Jupytext Notebook.
-        page.locator(".jp-DirListing-item", has_text="mnistlab.py").click(button="right")
-        page.locator(".lm-Menu-item", has_text="Open With").hover()
-        page.locator(".lm-Menu").last.locator(".lm-Menu-item", has_text="Jupytext Notebook").click()
-        page.wait_for_selector('.lm-TabBar-tab.jp-mod-current >> text="mnistlab.py"')
-        script_as_notebook = page.locator(".jp-NotebookPanel:visible .jp-CodeCell")
-        expect(script_as_notebook).to_have_count(code_cells, timeout=30_000)
-
-
-PAD_NOTEBOOK = """\
-import mnistlab_tools as tools
-from mnistlab_saved import DigitNet, prepare_digit
-
-model, saved = tools.load_checkpoint({network!r}, DigitNet, "cpu")
-tools.drawing_pad({{"your network": model}}, prepare_digit, saved["mean"], saved["std"], {out!r})
-"""
-
-
-def draw(page, canvas, *points):
-    """One stroke through the points (in the canvas's 280 × 280 pixels), with the mouse."""
-    box = canvas.bounding_box()
-    scale = box["width"] / 280
-    at = [(box["x"] + x * scale, box["y"] + y * scale) for x, y in points]
-    page.mouse.move(*at[0])
-    page.mouse.down()
-    for point in at[1:]:
-        page.mouse.move(*point, steps=12)
-    page.mouse.up()
-
-
-def test_the_drawing_pad_reads_digits_drawn_with_the_mouse_in_jupyterlab(trained_out_dir,
-                                                                           tmp_path):
-    clone = tmp_path / "clone"
-    clone.mkdir()
-    fresh_clone(clone)
-    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {
-        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}})
-    notebook.cells = [nbformat.v4.new_code_cell(PAD_NOTEBOOK.format(
-        network=str(trained_out_dir / "mnist_cnn.pt"), out=str(tmp_path / "drawn")))]
-    nbformat.write(notebook, clone / "pad.ipynb")
-    environment = offline(lesson_environment(tmp_path / "out"))
-    hosts = set()
-    with (jupyterlab(clone, environment) as (address, token),
-          chromium_page(tmp_path) as (page, expect)):
-        page.on("request", lambda request: hosts.add(urlparse(request.url).hostname))
-        page.goto(f"{address}/lab/tree/pad.ipynb?token={token}")
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-        page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=60_000)
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.locator('li[data-command="runmenu:run-all"]').click()
+        # The lesson's pad reads digits drawn with the mouse, with the network just trained.
         canvas = page.locator("canvas.mnistlab-pad-canvas")
-        canvas.wait_for(timeout=120_000)
+        canvas.scroll_into_view_if_needed()
         guess = page.locator(".mnistlab-pad-guess")
         draw(page, canvas, (140, 40), (140, 240))  # a 1: one stroke down
         expect(guess).to_contain_text("your network: 1 (", timeout=30_000)
@@ -185,7 +151,6 @@ def test_the_drawing_pad_reads_digits_drawn_with_the_mouse_in_jupyterlab(trained
         expect(page.locator("canvas.mnistlab-pad-seen")).to_have_count(1)
         page.get_by_role("button", name="Save as PNG").click()
         expect(page.locator(".mnistlab-pad-message")).to_contain_text("drawn_1.png", timeout=30_000)
-        ARTEFACTS.mkdir(exist_ok=True)
         page.locator(".mnistlab-pad").screenshot(path=ARTEFACTS / "drawing_pad_in_jupyterlab.png")
         # Strokes faster than the kernel answers: the last drawing is read, nothing queues up.
         page.get_by_role("button", name="Clear").click()
@@ -200,5 +165,13 @@ def test_the_drawing_pad_reads_digits_drawn_with_the_mouse_in_jupyterlab(trained
         draw(page, canvas, (140, 40), (140, 240))
         expect(page.locator(".mnistlab-pad-message")).to_contain_text(
             "The kernel does not answer", timeout=30_000)
-    assert (tmp_path / "drawn" / "drawn_1.png").is_file()
+
+        # The script opens as a notebook too: right-click it, Open With, Jupytext Notebook.
+        page.locator(".jp-DirListing-item", has_text="mnistlab.py").click(button="right")
+        page.locator(".lm-Menu-item", has_text="Open With").hover()
+        page.locator(".lm-Menu").last.locator(".lm-Menu-item", has_text="Jupytext Notebook").click()
+        page.wait_for_selector('.lm-TabBar-tab.jp-mod-current >> text="mnistlab.py"')
+        script_as_notebook = page.locator(".jp-NotebookPanel:visible .jp-CodeCell")
+        expect(script_as_notebook).to_have_count(code_cells, timeout=30_000)
+    assert (out_dir / "drawn_1.png").is_file()
     assert hosts <= {"127.0.0.1", None}, hosts  # no CDN, no font, nothing but the server
