@@ -175,11 +175,14 @@ model = DistributedDataParallel(network)
 optimizer, scheduler = one_cycle_adam(model, settings.lr, settings.epochs * steps_per_epoch)
 
 
-def all_agree(stop):
-    """Whether any rank wants to stop: Ctrl-C reaches each when it reaches it."""
-    flag = torch.tensor([float(stop)], device=device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return flag.item() > 0
+def all_agree(signal_number):
+    """The stop signal any rank has had, on every rank (0: none). A signal
+    may reach one rank a batch before the others, or it alone (Ctrl-C in one
+    node's terminal); the highest number wins: SIGTERM over the time-limit
+    warning over Ctrl-C."""
+    number = torch.tensor([signal_number], device=device)
+    dist.all_reduce(number, op=dist.ReduceOp.MAX)
+    return int(number.item())
 
 
 def rank_zeros(value):

@@ -252,11 +252,11 @@ class Run:
         """Around the training loop over epochs(): one run in the folder at a time; resume, or
         an older run's state removed; Ctrl-C and a batch system's signals end it after a batch;
         running out of memory is said in a line; TensorBoard where asked. agree: for a run of
-        several processes, what all of them make of one's wish to stop (any wants to: all
-        stop), asked of every process before each batch and after each epoch, so that they
-        stop together."""
+        several processes, the one stop signal all of them take from those each has had (its
+        number, 0 for none; any had one: all stop), asked of every process before each batch
+        and after each epoch, so that they stop together, and alike."""
         settings = self.settings
-        self.agree, self.stopping = agree, False
+        self.agree, self.agreed_signal, self.stopping = agree, None, False
         self.model, self.saved_path = None, None  # until this training starts
         self.measured = None  # the versions of the weights the last test accuracy was read on
         self.images, self.steps_per_epoch = images, steps_per_epoch
@@ -286,8 +286,8 @@ class Run:
                 self.seconds = time.perf_counter() - started
                 if self.bar is not None:  # an error's line starts on a line of its own
                     self.bar.close()
-        if self.stop_request.signal not in (None, signal.SIGINT):
-            end_for_the_batch_system(self.stop_request.signal, self.state.saved_epoch,
+        if self.stop_signal not in (None, signal.SIGINT):
+            end_for_the_batch_system(self.stop_signal, self.state.saved_epoch,
                                      self.first_epoch)
 
     def epochs(self):
@@ -299,17 +299,27 @@ class Run:
             if self.stopping or not self.learned:
                 return
 
+    @property
+    def stop_signal(self):
+        """The signal the run stops by, if any: this process's, or, in a run of several
+        processes, the one they agreed on last, the same in all."""
+        if self.stop_request is None:
+            return None
+        return self.stop_request.signal if self.agree is None else self.agreed_signal
+
     def stop_asked(self, agreeing=False):
         """Whether to stop after this batch: this process's wish, or, where the run has several
         processes, what they agree when asked to (agreeing), every one the same."""
         if self.agree is None:
             self.stopping = self.stop_request.requested
         elif agreeing:
-            self.stopping = bool(self.agree(self.stop_request.requested))
+            # Not this process's signal: one may reach it a batch before the others, or it alone.
+            self.agreed_signal = self.agree(self.stop_request.signal or 0) or None
+            self.stopping = self.agreed_signal is not None
         return self.stopping
 
     def say_stopped(self, when):
-        print(stopped_line(self.stop_request.signal, when, self.state.saved, self.folder,
+        print(stopped_line(self.stop_signal, when, self.state.saved, self.folder,
                            self.settings.lesson.batch_script))
 
     def watched(self, batches, epoch, probe=None):
@@ -394,7 +404,7 @@ class Run:
 
     def exit_if_interrupted(self):
         """In a terminal, an exit status that says the run was cut short by Ctrl-C."""
-        if self.stop_request and self.stop_request.requested and not IN_NOTEBOOK:
+        if self.stop_signal and not IN_NOTEBOOK:
             sys.exit(INTERRUPTED)
 
 
