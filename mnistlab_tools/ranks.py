@@ -93,16 +93,19 @@ def launcher():
     from torch.distributed import run as torchrun
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.elastic.rendezvous.api import RendezvousError
-
     from torch.distributed.elastic.rendezvous import rendezvous_handler_registry
+    from torch.distributed.elastic.rendezvous.api import RendezvousError
 
     rendezvous_handler_registry.register(MET_ONCE, rendezvous_met_once)
     if ranks_log is None:
         del os.environ["TORCH_CPP_LOG_LEVEL"]
     else:
         os.environ["TORCH_CPP_LOG_LEVEL"] = ranks_log
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # said in a line
+    # torchrun's Python log, said in a line instead ("Received 15 death signal, …" and the
+    # like). Each of its modules sets its own level, so its records stop here, on their way up.
+    elastic_log = logging.getLogger("torch.distributed.elastic")
+    elastic_log.addHandler(logging.NullHandler())
+    elastic_log.propagate = False
     return torchrun, SignalException, ChildFailedError, RendezvousError
 
 
