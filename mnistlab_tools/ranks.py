@@ -146,11 +146,17 @@ class RendezvousMetOnce:
 
 def lost_a_rank():
     """End this rank at once, and quietly, where another died mid-step: the launcher of the rank
-    that died names it. At once, since a process group whose peer is gone may abort the normal
-    end of the program; what the rank printed is flushed first."""
+    that died names it."""
+    end_rank(LOST_A_RANK)
+
+
+def end_rank(status):
+    """End this rank at once with exit status `status`, what it printed flushed first: the
+    normal end of a program tears down its process group, which may abort (SIGABRT) where a
+    peer is gone or is tearing down its own at the same moment. All it keeps is saved by then."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(LOST_A_RANK)
+    os._exit(status)
 
 
 def hosting(environment):

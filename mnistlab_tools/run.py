@@ -22,6 +22,7 @@ from .console import IN_NOTEBOOK, end_at_once, readable, stop
 from .device import out_of_memory_stops
 from .files import (lock_can_be_taken, made_folder, new_folder, training_alone,
                     why_not_writable)
+from .ranks import end_rank
 from .saved import (
     CheckpointError,
     TrainingState,
@@ -92,18 +93,19 @@ def stopped_line(number, when, saved, folder, batch_script):
     return f"Stopped by {STOP_SIGNALS[number]} {when}.{keeps} {after}."
 
 
-def end_for_the_batch_system(number, saved_epoch, first_epoch):
+def end_for_the_batch_system(number, saved_epoch, first_epoch, leave=sys.exit):
     """After SIGTERM or SIGUSR1 the program ends here, without the figures: the job's time is
     up, and a requeued job resumes from the epoch saved last. After the time-limit warning,
     the exit status asks the batch script to requeue the job, unless this job finished no
-    epoch (saved_epoch None): then the next would only start the same one again."""
+    epoch (saved_epoch None): then the next would only start the same one again. leave: how
+    the program ends with an exit status (a rank of several: at once, ranks.end_rank)."""
     if number == signal.SIGTERM:
-        sys.exit(TERMINATED)
+        leave(TERMINATED)
     if saved_epoch is None:
         stop(f"the job's time ran out before epoch {first_epoch} finished, so a requeued job "
              f"would only start it again. Ask for more time (sbatch --time), or for a shorter "
              f"epoch (a GPU, or more CPUs: --cpus-per-task).")
-    sys.exit(GO_ON_LATER)
+    leave(GO_ON_LATER)
 
 
 class TensorBoardLog:
@@ -287,8 +289,8 @@ class Run:
                 if self.bar is not None:  # an error's line starts on a line of its own
                     self.bar.close()
         if self.stop_signal not in (None, signal.SIGINT):
-            end_for_the_batch_system(self.stop_signal, self.state.saved_epoch,
-                                     self.first_epoch)
+            end_for_the_batch_system(self.stop_signal, self.state.saved_epoch, self.first_epoch,
+                                     leave=sys.exit if self.agree is None else end_rank)
 
     def epochs(self):
         """The epochs still to train, until one ends in Ctrl-C or in trouble."""
