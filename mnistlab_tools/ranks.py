@@ -147,16 +147,9 @@ class RendezvousMetOnce:
 def lost_a_rank():
     """End this rank at once, and quietly, where another died mid-step: the launcher of the rank
     that died names it."""
+    from .run import end_rank
+
     end_rank(LOST_A_RANK)
-
-
-def end_rank(status):
-    """End this rank at once with exit status `status`, what it printed flushed first: the
-    normal end of a program tears down its process group, which may abort (SIGABRT) where a
-    peer is gone or is tearing down its own at the same moment. All it keeps is saved by then."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
 
 
 def hosting(environment):

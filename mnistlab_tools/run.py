@@ -22,7 +22,6 @@ from .console import IN_NOTEBOOK, end_at_once, readable, stop
 from .device import out_of_memory_stops
 from .files import (lock_can_be_taken, made_folder, new_folder, training_alone,
                     why_not_writable)
-from .ranks import end_rank
 from .saved import (
     CheckpointError,
     TrainingState,
@@ -93,12 +92,21 @@ def stopped_line(number, when, saved, folder, batch_script):
     return f"Stopped by {STOP_SIGNALS[number]} {when}.{keeps} {after}."
 
 
+def end_rank(status):
+    """End this rank at once with exit status `status`, what it printed flushed first: the
+    normal end of a program tears down its process group, which may abort (SIGABRT) where a
+    peer is gone or is tearing down its own at the same moment. All it keeps is saved by then."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 def end_for_the_batch_system(number, saved_epoch, first_epoch, leave=sys.exit):
     """After SIGTERM or SIGUSR1 the program ends here, without the figures: the job's time is
     up, and a requeued job resumes from the epoch saved last. After the time-limit warning,
     the exit status asks the batch script to requeue the job, unless this job finished no
     epoch (saved_epoch None): then the next would only start the same one again. leave: how
-    the program ends with an exit status (a rank of several: at once, ranks.end_rank)."""
+    the program ends with an exit status (a rank of several: at once, end_rank)."""
     if number == signal.SIGTERM:
         leave(TERMINATED)
     if saved_epoch is None:
