@@ -150,6 +150,22 @@ def test_lesson_three_on_two_tasks_requeued_at_its_time_limit_ends_as_an_uncut_r
     assert all(torch.equal(uncut_network[name], cut_network[name]) for name in uncut_network)
 
 
+def test_sigterm_from_slurm_stops_the_lesson_after_its_batch_and_slurm_requeues_it(slurm, clone):
+    job = submit(slurm, clone)
+    when_epoch_one_is_saved(clone, job)
+    asked = time.monotonic()
+    slurm.run("scontrol", "requeue", job)  # as a preemption does: SIGTERM, then requeued
+    while "Exited with exit code" not in output_of(clone, job):
+        assert time.monotonic() - asked < 60, output_of(clone, job)
+        time.sleep(0.05)
+    print(f"The lesson ended {time.monotonic() - asked:.1f} s after Slurm's SIGTERM")
+    output = output_of(clone, job)
+    # By itself, with SIGTERM's status: Slurm's SIGKILL comes only after KillWait, 30 s.
+    assert "Exited with exit code 143" in output and "Stopped by SIGTERM in epoch " in output
+    assert slurm.job(job, "Restarts") == "1" and "Traceback" not in output
+    slurm.run("scancel", job)
+
+
 def sleeping_job(slurm, cwd, *options):
     """The id of a running job that only holds its share of the node, as one held for VS Code."""
     job = slurm.run("sbatch", "--parsable", "--cpus-per-task=1", "--mem=100M", *options,
